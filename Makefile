@@ -1,0 +1,95 @@
+# Federation Gateway. `make run` starts the whole gateway locally; `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO         ?= go
+GOARCH     ?= arm64
+GOOS       ?= linux
+BUILD_DIR  ?= .build/lambda
+TOOLS      := $(CURDIR)/.tools
+VENV       := $(TOOLS)/venv
+
+STATICCHECK_VERSION := v0.8.2
+CFN_LINT_VERSION    := 1.58.0
+SAM_CLI_VERSION     := 1.170.0
+
+# The tools live under .tools/; a changed pin installs the new version on the next use.
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+CFN_LINT    := $(VENV)/bin/cfn-lint
+SAM         := $(VENV)/bin/sam
+PY_TOOLS    := $(VENV)/.installed-cfn-lint-$(CFN_LINT_VERSION)-sam-$(SAM_CLI_VERSION)
+# sam build copies CodeUri (the whole repository, .tools/ included) per function unless it
+# builds in source; the makefile build only writes to ARTIFACTS_DIR, so in source is safe.
+SAM_BUILD_FLAGS ?= --build-in-source --parallel
+
+# Every AWS::Serverless::Function of the template, by logical ID.
+FUNCTIONS := $(shell sed -n '/^Resources:/,/^Outputs:/s/^  \([A-Za-z0-9]*Function\):$$/\1/p' template.yaml)
+
+# How SAM (BuildMethod: makefile) and `make build` build a function: a static, stripped
+# bootstrap for provided.al2023. ARTIFACTS_DIR is set by `sam build`.
+GOBUILD = CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) build -tags lambda.norpc -trimpath \
+	-ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap
+
+.PHONY: help run test gotest lint vet staticcheck template-lint build invoke bench clean deploy tools
+
+help: ## Show the targets.
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+run: ## Run the whole gateway locally (local AWS endpoint :4566, HTTP API :3000). CONFIG=<file> to use another config.
+	$(GO) run ./infra/cmd/devstack run $(if $(CONFIG),-config $(CONFIG))
+
+test: lint gotest ## Every test: vet, staticcheck, template lint, go test -race.
+
+gotest:
+	$(GO) test -race -count=1 ./...
+
+lint: vet staticcheck template-lint ## go vet, staticcheck, cfn-lint and sam validate --lint.
+
+vet:
+	$(GO) vet ./...
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+# sam validate needs no credentials; the region only pins the lint's region (no network).
+template-lint: $(PY_TOOLS)
+	$(CFN_LINT) template.yaml
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template-file template.yaml
+
+build: ## Build every function as linux/arm64 bootstrap under .build/lambda/<LogicalId>/.
+	@for fn in $(FUNCTIONS); do \
+		echo "build $$fn"; \
+		$(MAKE) --no-print-directory build-$$fn ARTIFACTS_DIR=$(BUILD_DIR)/$$fn || exit 1; \
+	done
+
+build-StatusFunction:
+	$(GOBUILD) ./functions/status
+
+invoke: ## Invoke one function like `sam local invoke`, without Docker: FN=<LogicalId> EVENT=events/<file>.json
+	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; exit 2; }
+	$(GO) run ./infra/cmd/devstack invoke -function $(FN) $(if $(EVENT),-event $(EVENT)) $(if $(CONFIG),-config $(CONFIG))
+
+bench: ## Benchmarks: cold start beside a hello-world binary, binary sizes.
+	$(GO) run ./infra/cmd/bench
+
+deploy: $(PY_TOOLS) ## sam build && sam deploy (--guided until samconfig.toml exists; AWS credentials from your environment).
+	$(SAM) build $(SAM_BUILD_FLAGS)
+	$(SAM) deploy $(if $(wildcard samconfig.toml),,--guided)
+
+clean: ## Remove build outputs (keeps the installed tools).
+	rm -rf .build .aws-sam
+
+tools: $(STATICCHECK) $(PY_TOOLS) ## Install staticcheck, cfn-lint and the SAM CLI into .tools/.
+
+$(STATICCHECK):
+	GOBIN=$(@D) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+
+# One pip run for both, so the resolver keeps cfn-lint within what aws-sam-cli accepts.
+$(PY_TOOLS): | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet cfn-lint==$(CFN_LINT_VERSION) aws-sam-cli==$(SAM_CLI_VERSION)
+	rm -f $(VENV)/.installed-*
+	touch $@

@@ -1,0 +1,138 @@
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+)
+
+// clients are the AWS APIs the dev stack provisions through, all pointed at the local
+// endpoint.
+type clients struct {
+	dynamodb *dynamodb.Client
+	lambda   *lambda.Client
+	ssm      *ssm.Client
+}
+
+// createTable creates a table as the template declares it, with its TTL. A table that
+// exists already (a persisted emulator) is kept as it is.
+func (c clients) createTable(ctx context.Context, t Table) error {
+	in := &dynamodb.CreateTableInput{TableName: aws.String(t.Name), BillingMode: ddbtypes.BillingModePayPerRequest}
+	for _, a := range sliceOf(t.Properties["AttributeDefinitions"]) {
+		m := mapOf(a)
+		in.AttributeDefinitions = append(in.AttributeDefinitions, ddbtypes.AttributeDefinition{
+			AttributeName: aws.String(scalar(m["AttributeName"])),
+			AttributeType: ddbtypes.ScalarAttributeType(scalar(m["AttributeType"])),
+		})
+	}
+	in.KeySchema = keySchema(t.Properties["KeySchema"])
+	for _, g := range sliceOf(t.Properties["GlobalSecondaryIndexes"]) {
+		m := mapOf(g)
+		proj := mapOf(m["Projection"])
+		gsi := ddbtypes.GlobalSecondaryIndex{
+			IndexName:  aws.String(scalar(m["IndexName"])),
+			KeySchema:  keySchema(m["KeySchema"]),
+			Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionType(scalar(proj["ProjectionType"]))},
+		}
+		for _, a := range sliceOf(proj["NonKeyAttributes"]) {
+			gsi.Projection.NonKeyAttributes = append(gsi.Projection.NonKeyAttributes, scalar(a))
+		}
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, gsi)
+	}
+	if s := mapOf(t.Properties["StreamSpecification"]); s != nil {
+		in.StreamSpecification = &ddbtypes.StreamSpecification{
+			StreamEnabled:  aws.Bool(true),
+			StreamViewType: ddbtypes.StreamViewType(scalar(s["StreamViewType"])),
+		}
+	}
+	_, err := c.dynamodb.CreateTable(ctx, in)
+	var inUse *ddbtypes.ResourceInUseException
+	if errors.As(err, &inUse) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create table %s: %w", t.Name, err)
+	}
+	if ttl := mapOf(t.Properties["TimeToLiveSpecification"]); scalar(ttl["Enabled"]) == "true" {
+		_, err := c.dynamodb.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+			TableName: aws.String(t.Name),
+			TimeToLiveSpecification: &ddbtypes.TimeToLiveSpecification{
+				AttributeName: aws.String(scalar(ttl["AttributeName"])),
+				Enabled:       aws.Bool(true),
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("table %s: enable TTL: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+func keySchema(v any) []ddbtypes.KeySchemaElement {
+	var ks []ddbtypes.KeySchemaElement
+	for _, k := range sliceOf(v) {
+		m := mapOf(k)
+		ks = append(ks, ddbtypes.KeySchemaElement{
+			AttributeName: aws.String(scalar(m["AttributeName"])),
+			KeyType:       ddbtypes.KeyType(scalar(m["KeyType"])),
+		})
+	}
+	return ks
+}
+
+// putParameter writes an SSM parameter, replacing a persisted one.
+func (c clients) putParameter(ctx context.Context, p SSMParameter) error {
+	typ := ssmtypes.ParameterType(p.Type)
+	if typ == "" {
+		typ = ssmtypes.ParameterTypeString
+	}
+	_, err := c.ssm.PutParameter(ctx, &ssm.PutParameterInput{
+		Name: aws.String(p.Name), Value: aws.String(p.Value), Type: typ, Overwrite: aws.Bool(true),
+	})
+	if err != nil {
+		return fmt.Errorf("put SSM parameter %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+// createFunction registers a function in the emulator's Lambda service under its logical
+// ID. Its code is not uploaded: the process the supervisor runs serves it through the
+// Runtime API.
+func (c clients) createFunction(ctx context.Context, fn Function) error {
+	_, err := c.lambda.CreateFunction(ctx, &lambda.CreateFunctionInput{
+		FunctionName:  aws.String(fn.LogicalID),
+		Role:          aws.String("arn:aws:iam::" + localAccountID + ":role/" + fn.LogicalID + "Role"),
+		Runtime:       lambdatypes.RuntimeProvidedal2023,
+		Handler:       aws.String("bootstrap"),
+		Architectures: []lambdatypes.Architecture{lambdatypes.ArchitectureArm64},
+		Timeout:       aws.Int32(int32(fn.Timeout.Seconds())),
+		MemorySize:    aws.Int32(int32(fn.MemoryMB)),
+		Environment:   &lambdatypes.Environment{Variables: fn.Env},
+		Code:          &lambdatypes.FunctionCode{ZipFile: emptyZip},
+	})
+	var conflict *lambdatypes.ResourceConflictException
+	if errors.As(err, &conflict) {
+		_, err = c.lambda.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+			FunctionName: aws.String(fn.LogicalID),
+			Timeout:      aws.Int32(int32(fn.Timeout.Seconds())),
+			MemorySize:   aws.Int32(int32(fn.MemoryMB)),
+			Environment:  &lambdatypes.Environment{Variables: fn.Env},
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("create function %s: %w", fn.LogicalID, err)
+	}
+	return nil
+}
+
+// emptyZip is a zip archive with no entries: the Lambda API wants code, the process
+// serving the function is started by the supervisor instead.
+var emptyZip = []byte{0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}

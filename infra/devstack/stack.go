@@ -1,0 +1,343 @@
+// Package devstack runs the gateway outside AWS: the local AWS endpoint, the resources and
+// functions that template.yaml declares, and its HTTP API, all derived from the template.
+// Functions are the real bootstrap binaries, built for this machine and run as processes
+// that serve the emulator's Lambda Runtime API; every request reaches them as the same
+// payload 2.0 event API Gateway would send.
+package devstack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/federation-gateway/gateway/localstack"
+	"github.com/federation-gateway/gateway/shared/config"
+)
+
+// Options says what to run and where.
+type Options struct {
+	Template       string            // path of template.yaml
+	Config         string            // path of the gateway configuration document
+	StackName      string            // default "federation-gateway"
+	Stage          string            // the Stage parameter, default "local"
+	Overrides      map[string]string // further template parameter overrides
+	EndpointAddr   string            // local AWS endpoint, default 127.0.0.1:4566
+	APIAddr        string            // HTTP API, default 127.0.0.1:3000; "-" for none
+	BuildDir       string            // where host builds go, default <template dir>/.build/host
+	Functions      []string          // run only these functions (default: all)
+	Log            io.Writer         // the stack's and the functions' log lines, default stderr
+	QuietFunctions bool              // drop the functions' own log lines
+	// ReadyTimeout bounds the wait for every function to poll the Runtime API.
+	ReadyTimeout time.Duration
+	// ScheduleEvery, when set, fires every enabled schedule at this interval instead of
+	// the template's rate, for development.
+	ScheduleEvery time.Duration
+}
+
+// Stack is a running local gateway.
+type Stack struct {
+	// EndpointURL is the local AWS endpoint, APIURL the HTTP API ("" if not served).
+	EndpointURL string
+	APIURL      string
+	Template    *Template
+
+	endpoint *localstack.Endpoint
+	clients  clients
+	sups     map[string]*supervisor
+	api      *http.Server
+	logs     *logSink
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// Start brings the stack up: validate the configuration, start the endpoint, create the
+// resources, build and start the functions, wait until each polls, serve the HTTP API.
+// On failure everything started is stopped again.
+func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
+	opts = withDefaults(opts)
+	logs := &logSink{w: opts.Log, quiet: opts.QuietFunctions}
+
+	doc, err := os.ReadFile(opts.Config)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if _, err := config.Parse(doc); err != nil {
+		return nil, fmt.Errorf("configuration %s: %w", opts.Config, err)
+	}
+	overrides := map[string]string{"Stage": opts.Stage, "GatewayConfig": string(doc), "DeletionProtection": "false"}
+	for k, v := range opts.Overrides {
+		overrides[k] = v
+	}
+	tmpl, err := LoadTemplate(opts.Template, opts.StackName, overrides)
+	if err != nil {
+		return nil, err
+	}
+	functions, err := selectFunctions(tmpl.Functions, opts.Functions)
+	if err != nil {
+		return nil, err
+	}
+
+	ep, err := localstack.Start(opts.EndpointAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is another `make run` or LocalStack running?)", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s := &Stack{EndpointURL: ep.URL, Template: tmpl, endpoint: ep, sups: map[string]*supervisor{}, logs: logs, cancel: cancel}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	s.clients = newClients(ep.URL)
+
+	for _, t := range tmpl.Tables {
+		if err := s.clients.createTable(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range tmpl.Parameters {
+		if err := s.clients.putParameter(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	binaries, err := build(ctx, tmpl, functions, opts.BuildDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, fn := range functions {
+		if err := s.clients.createFunction(ctx, fn); err != nil {
+			return nil, err
+		}
+		sup := newSupervisor(fn, binaries[fn.LogicalID], functionEnv(fn, ep.URL), ep, logs)
+		s.sups[fn.LogicalID] = sup
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			sup.run(runCtx)
+		}()
+	}
+	for _, fn := range functions {
+		if _, err := s.sups[fn.LogicalID].ready(ctx, opts.ReadyTimeout); err != nil {
+			return nil, fmt.Errorf("start: %w", err)
+		}
+	}
+
+	if opts.APIAddr != "-" {
+		ln, err := net.Listen("tcp", opts.APIAddr)
+		if err != nil {
+			return nil, fmt.Errorf("HTTP API: listen on %s: %w", opts.APIAddr, err)
+		}
+		s.APIURL = "http://" + ln.Addr().String()
+		s.api = &http.Server{Handler: newHTTPAPI(tmpl, s.Invoke, logs), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = s.api.Serve(ln) }()
+	}
+	s.startSchedules(runCtx, functions, opts.ScheduleEvery)
+	return s, nil
+}
+
+func withDefaults(o Options) Options {
+	if o.StackName == "" {
+		o.StackName = "federation-gateway"
+	}
+	if o.Stage == "" {
+		o.Stage = "local"
+	}
+	if o.EndpointAddr == "" {
+		o.EndpointAddr = localstack.DefaultAddr
+	}
+	if o.APIAddr == "" {
+		o.APIAddr = "127.0.0.1:3000"
+	}
+	if o.BuildDir == "" {
+		o.BuildDir = filepath.Join(filepath.Dir(o.Template), ".build", "host")
+	}
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 30 * time.Second
+	}
+	return o
+}
+
+func selectFunctions(all []Function, names []string) ([]Function, error) {
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []Function
+	for _, n := range names {
+		found := false
+		for _, fn := range all {
+			if fn.LogicalID == n {
+				out = append(out, fn)
+				found = true
+			}
+		}
+		if !found {
+			var ids []string
+			for _, fn := range all {
+				ids = append(ids, fn.LogicalID)
+			}
+			return nil, fmt.Errorf("no function %q in the template; it has %s", n, strings.Join(ids, ", "))
+		}
+	}
+	return out, nil
+}
+
+// newClients returns SDK clients for the local endpoint, with the emulator's dummy
+// credentials, never the ones of the developer's environment.
+func newClients(endpoint string) clients {
+	cfg := aws.Config{
+		Region:       localRegion,
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		BaseEndpoint: aws.String(endpoint),
+	}
+	return clients{
+		dynamodb: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }),
+		lambda:   lambda.NewFromConfig(cfg),
+		ssm:      ssm.NewFromConfig(cfg),
+	}
+}
+
+// functionEnv is the environment Lambda gives a function: the template's variables, the
+// Lambda runtime's own, and the local endpoint for every AWS client.
+func functionEnv(fn Function, endpoint string) []string {
+	env := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"TZ=:UTC",
+		"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(endpoint, "http://") + "/_runtime/" + fn.LogicalID,
+		"AWS_LAMBDA_FUNCTION_NAME=" + fn.LogicalID,
+		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		fmt.Sprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d", fn.MemoryMB),
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.LogicalID,
+		"_HANDLER=bootstrap",
+		"AWS_REGION=" + localRegion,
+		"AWS_DEFAULT_REGION=" + localRegion,
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+		"AWS_ENDPOINT_URL=" + endpoint,
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+	for k, v := range fn.Env {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// build builds each function's bootstrap for this machine the way its BuildMethod says:
+// the Makefile's build-<LogicalID> target (what `sam build` runs) or go build of CodeUri.
+func build(ctx context.Context, t *Template, functions []Function, dir string) (map[string]string, error) {
+	binaries := map[string]string{}
+	errs := make([]error, len(functions))
+	var wg sync.WaitGroup
+	for i, fn := range functions {
+		out, err := filepath.Abs(filepath.Join(dir, fn.LogicalID))
+		if err != nil {
+			return nil, err
+		}
+		binaries[fn.LogicalID] = filepath.Join(out, "bootstrap")
+		var cmd *exec.Cmd
+		if fn.BuildMethod == "makefile" {
+			cmd = exec.CommandContext(ctx, "make", "--no-print-directory", "build-"+fn.LogicalID, "ARTIFACTS_DIR="+out,
+				"GOOS="+hostTarget[0], "GOARCH="+hostTarget[1])
+		} else {
+			cmd = exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(out, "bootstrap"), "./"+filepath.Clean(fn.CodeURI))
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		}
+		cmd.Dir = t.Dir
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if b, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("build %s: %v\n%s", fn.LogicalID, err, b)
+			}
+		}()
+	}
+	wg.Wait()
+	return binaries, errors.Join(errs...)
+}
+
+// Invoke invokes a function through the Lambda API and returns its response payload. It
+// fails fast, with the function's last output, when the function is not running, when its
+// process dies mid-invocation (and is restarted), and when it times out (its process is
+// then replaced, as Lambda replaces a timed-out sandbox).
+func (s *Stack) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
+	sup, ok := s.sups[function]
+	if !ok {
+		return nil, fmt.Errorf("no function %s is running", function)
+	}
+	p, err := sup.ready(ctx, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.exited:
+			cancel()
+		case <-ictx.Done():
+		}
+	}()
+	out, err := s.clients.lambda.Invoke(ictx, &lambda.InvokeInput{FunctionName: aws.String(function), Payload: payload})
+	if err != nil {
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("%s: %w (%v)%s", function, errCrashed, p.err, sup.lastWords())
+		default:
+		}
+		return nil, fmt.Errorf("invoke %s: %w", function, err)
+	}
+	if out.FunctionError != nil {
+		var fe struct {
+			ErrorType    string `json:"errorType"`
+			ErrorMessage string `json:"errorMessage"`
+		}
+		_ = json.Unmarshal(out.Payload, &fe)
+		if fe.ErrorType == "Sandbox.Timedout" {
+			sup.kill()
+			return nil, fmt.Errorf("%s timed out after %s; its process was replaced", function, sup.fn.Timeout)
+		}
+		return nil, fmt.Errorf("%s failed: %s: %s", function, fe.ErrorType, fe.ErrorMessage)
+	}
+	return out.Payload, nil
+}
+
+// Close stops the HTTP API, the functions and the endpoint.
+func (s *Stack) Close() {
+	if s.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_ = s.api.Shutdown(ctx)
+		cancel()
+	}
+	s.cancel()
+	s.wg.Wait()
+	_ = s.endpoint.Close()
+}
+
+// Tail returns the last lines a function printed.
+func (s *Stack) Tail(function string) []string {
+	sup, ok := s.sups[function]
+	if !ok {
+		return nil
+	}
+	sup.mu.Lock()
+	defer sup.mu.Unlock()
+	return append([]string(nil), sup.tail...)
+}

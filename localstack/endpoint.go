@@ -1,0 +1,213 @@
+// Package localstack is the local AWS endpoint: the Go AWS emulator kumo, run in-process
+// and served on one address (127.0.0.1:4566 by default, the port LocalStack uses), so the
+// same binaries and configuration work against it, against LocalStack and against AWS.
+//
+// kumo's own server listens on a random port; a reverse proxy in front of it keeps the
+// Host header (kumo's Step Functions call Lambda at localhost:4566, and virtual-host
+// addressing needs the original host), serves a LocalStack-style health check, and watches
+// the Lambda Runtime API so callers can wait until a function's process is polling.
+//
+// kumo keeps its services' state in package variables: every Endpoint in one process shares
+// it. Tests give their resources unique names.
+package localstack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sivchari/kumo"
+)
+
+// DefaultAddr is where the endpoint listens unless told otherwise.
+const DefaultAddr = "127.0.0.1:4566"
+
+// DataDirEnv is the environment variable kumo reads, once at process start, to persist its
+// state in a directory.
+const DataDirEnv = "KUMO_DATA_DIR"
+
+// Endpoint is a running local AWS endpoint.
+type Endpoint struct {
+	// URL is the endpoint's base URL, e.g. http://127.0.0.1:4566.
+	URL string
+	// Addr is the host:port it listens on.
+	Addr string
+
+	emulator *kumo.Server
+	server   *http.Server
+	polls    *pollTracker
+	done     chan error
+}
+
+// Start starts the emulator and serves it on addr ("127.0.0.1:0" picks a free port).
+func Start(addr string) (*Endpoint, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("local AWS endpoint: listen on %s: %w", addr, err)
+	}
+	emu := kumo.NewServer()
+	target, err := url.Parse(emu.URL)
+	if err != nil {
+		emu.Close()
+		ln.Close()
+		return nil, fmt.Errorf("local AWS endpoint: emulator URL %q: %w", emu.URL, err)
+	}
+	e := &Endpoint{
+		URL:      "http://" + ln.Addr().String(),
+		Addr:     ln.Addr().String(),
+		emulator: emu,
+		polls:    newPollTracker(),
+		done:     make(chan error, 1),
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.Host = r.In.Host
+		},
+		// Runtime API long polls and streamed responses go through as they come.
+		FlushInterval: -1,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) {
+				return // the client went away, e.g. a function process that exited mid-poll
+			}
+			http.Error(w, "local AWS endpoint: "+err.Error(), http.StatusBadGateway)
+		},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_localstack/health", e.health)
+	mux.Handle("/", e.polls.watch(proxy))
+	e.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { e.done <- e.server.Serve(ln) }()
+	return e, nil
+}
+
+// Close stops serving and shuts the emulator down.
+func (e *Endpoint) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := e.server.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = e.server.Close() // Runtime API long polls never end by themselves
+	}
+	e.emulator.Close()
+	return err
+}
+
+// Done is closed with the serving error when the endpoint stops serving.
+func (e *Endpoint) Done() <-chan error { return e.done }
+
+// WaitPolling returns once a process is polling the Runtime API for the function's next
+// invocation, which is when an invoke will be picked up at once.
+func (e *Endpoint) WaitPolling(ctx context.Context, function string) error {
+	return e.polls.wait(ctx, function)
+}
+
+// Polling reports whether a process is polling for the function's next invocation now.
+func (e *Endpoint) Polling(function string) bool { return e.polls.count(function) > 0 }
+
+// Services kumo serves that the gateway uses, reported by the health check.
+var healthServices = []string{"dynamodb", "dynamodbstreams", "lambda", "ssm", "secretsmanager", "stepfunctions", "events", "sts", "kms"}
+
+func (e *Endpoint) health(w http.ResponseWriter, _ *http.Request) {
+	services := map[string]string{}
+	for _, s := range healthServices {
+		services[s] = "running"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"edition": "kumo", "services": services})
+}
+
+// UseDataDir makes kumo persist its state in dir. kumo reads the setting once, when the
+// process starts, so when it is not already in force this re-executes the running program
+// with it set; it returns only if it was in force or on error.
+func UseDataDir(dir string) error {
+	if dir == "" || os.Getenv(DataDirEnv) == dir {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("data directory: find own executable: %w", err)
+	}
+	env := append(os.Environ(), DataDirEnv+"="+dir)
+	return fmt.Errorf("data directory: re-exec: %w", syscall.Exec(exe, os.Args, env))
+}
+
+// pollTracker counts the Runtime API "next" requests in flight per function.
+type pollTracker struct {
+	mu      sync.Mutex
+	n       map[string]int
+	changed chan struct{} // closed and replaced on every change
+}
+
+func newPollTracker() *pollTracker {
+	return &pollTracker{n: map[string]int{}, changed: make(chan struct{})}
+}
+
+func (p *pollTracker) add(fn string, d int) {
+	p.mu.Lock()
+	p.n[fn] += d
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+}
+
+func (p *pollTracker) count(fn string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n[fn]
+}
+
+func (p *pollTracker) wait(ctx context.Context, fn string) error {
+	for {
+		p.mu.Lock()
+		n, ch := p.n[fn], p.changed
+		p.mu.Unlock()
+		if n > 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s to poll the Runtime API: %w", fn, ctx.Err())
+		}
+	}
+}
+
+// watch counts the requests to /_runtime/<fn>/2018-06-01/runtime/invocation/next.
+func (p *pollTracker) watch(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fn, ok := runtimeNextFunction(r); ok {
+			p.add(fn, 1)
+			defer p.add(fn, -1)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func runtimeNextFunction(r *http.Request) (string, bool) {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/_runtime/")
+	if !ok || r.Method != http.MethodGet {
+		return "", false
+	}
+	fn, tail, ok := strings.Cut(rest, "/")
+	return fn, ok && tail == "2018-06-01/runtime/invocation/next"
+}

@@ -1,0 +1,104 @@
+package apigw
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/awslabs/aws-lambda-go-api-proxy/core"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/logs"
+)
+
+// LambdaHandler is what lambda.Start takes for an HTTP API function.
+type LambdaHandler func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+
+// Lambda turns an http.Handler into an HTTP API (payload 2.0) Lambda handler. Every request
+// carries its API Gateway request ID in its context, is logged in one line, and a panic
+// becomes a 500 problem instead of a crashed invocation.
+func Lambda(h http.Handler, log *slog.Logger) LambdaHandler {
+	return httpadapter.NewV2(Middleware(h, log)).ProxyWithContext
+}
+
+// Middleware is what Lambda wraps around h; it is exported for handler tests that serve h
+// directly.
+func Middleware(h http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx := r.Context()
+		if rc, ok := core.GetAPIGatewayV2ContextFromContext(ctx); ok && rc.RequestID != "" {
+			ctx = logs.WithRequestID(ctx, rc.RequestID)
+			r = r.WithContext(ctx)
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if v := recover(); v != nil {
+				log.ErrorContext(ctx, "handler panicked", "panic", v)
+				if !sw.wrote {
+					WriteProblem(sw, NewProblem(http.StatusInternalServerError, federation.EINTERNAL, "An internal error occurred."))
+				}
+			}
+			log.InfoContext(ctx, "request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+				"duration_ms", time.Since(start).Milliseconds())
+		}()
+		sw.ServeHTTP(h, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if !w.wrote {
+		w.status, w.wrote = status, true
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) ServeHTTP(h http.Handler, r *http.Request) { h.ServeHTTP(w, r) }
+
+// Mux is an http.ServeMux whose unknown-route and wrong-method answers are problems, like
+// every other error of the gateway, instead of ServeMux's plain text.
+type Mux struct{ *http.ServeMux }
+
+// NewMux returns an empty Mux.
+func NewMux() Mux { return Mux{http.NewServeMux()} }
+
+// ServeHTTP dispatches r to the handler of its pattern, or answers 404 or 405.
+func (m Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := m.Handler(r)
+	if pattern != "" {
+		h.ServeHTTP(w, r)
+		return
+	}
+	// ServeMux knows whether the path exists under another method: let it answer into a
+	// recorder, then say the same as a problem.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	switch rec.Code {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", rec.Header().Get("Allow"))
+		WriteProblem(w, NewProblem(rec.Code, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+rec.Header().Get("Allow")))
+	case http.StatusNotFound:
+		WriteProblem(w, NewProblem(rec.Code, federation.ENOTFOUND, "no route for "+r.Method+" "+r.URL.Path))
+	default: // a redirect to a cleaned path
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}
+}

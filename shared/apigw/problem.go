@@ -1,0 +1,93 @@
+// Package apigw adapts net/http handlers to API Gateway HTTP API (payload 2.0) Lambda
+// events, and writes the gateway's answers: JSON, and errors as RFC 9457
+// application/problem+json.
+package apigw
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/logs"
+)
+
+// ProblemContentType is the media type of error answers.
+const ProblemContentType = "application/problem+json"
+
+// Problem is an RFC 9457 problem document, with the domain error code as an extension.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Code     string `json:"code"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// statusOf is the one map from domain error codes to HTTP statuses.
+var statusOf = map[string]int{
+	federation.EINVALID:      http.StatusBadRequest,
+	federation.EUNAUTHORIZED: http.StatusUnauthorized,
+	federation.EFORBIDDEN:    http.StatusForbidden,
+	federation.ENOTFOUND:     http.StatusNotFound,
+	federation.ECONFLICT:     http.StatusConflict,
+	federation.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	federation.ERATELIMITED:  http.StatusTooManyRequests,
+	federation.EUNAVAILABLE:  http.StatusBadGateway,
+	federation.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// StatusOf returns the HTTP status of a domain error code (500 for an unknown one).
+func StatusOf(code string) int {
+	if s, ok := statusOf[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// NewProblem returns the problem document for a status, code and detail.
+func NewProblem(status int, code, detail string) Problem {
+	return Problem{
+		Type:   "https://federation-gateway.dev/problems/" + code,
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: detail,
+		Code:   code,
+	}
+}
+
+// WriteProblem writes p as application/problem+json.
+func WriteProblem(w http.ResponseWriter, p Problem) {
+	w.Header().Set("Content-Type", ProblemContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// Error answers err as a problem. Internal errors are logged with their cause and shown
+// to the caller only as a generic message with the request ID to quote.
+func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	code := federation.ErrorCode(err)
+	status := StatusOf(code)
+	p := NewProblem(status, code, federation.ErrorMessage(err))
+	p.Instance = logs.RequestID(r.Context())
+	if status >= 500 {
+		log.ErrorContext(r.Context(), "request failed", "code", code, "error", err.Error())
+	} else {
+		log.InfoContext(r.Context(), "request refused", "code", code, "error", err.Error())
+	}
+	WriteProblem(w, p)
+}
+
+// JSON answers v as JSON with the status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		WriteProblem(w, NewProblem(http.StatusInternalServerError, federation.EINTERNAL, "An internal error occurred."))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

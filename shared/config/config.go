@@ -1,0 +1,210 @@
+// Package config loads the gateway's configuration: a few settings from the environment
+// (which the template sets) and the configuration document, a JSON object kept in an SSM
+// parameter on AWS or in a local file during development.
+package config
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/federation-gateway/gateway/shared/federation"
+)
+
+// Environment variables the functions read. The template sets all of them.
+const (
+	EnvStage           = "STAGE"
+	EnvLogLevel        = "LOG_LEVEL"
+	EnvTable           = "TABLE_NAME"
+	EnvVersion         = "GATEWAY_VERSION"
+	EnvConfigParameter = "CONFIG_PARAMETER" // SSM parameter name of the configuration document
+	EnvConfigFile      = "CONFIG_FILE"      // a local file instead, for development and tests
+)
+
+// MaxDocumentSize is the largest configuration document accepted: the size of an SSM
+// Advanced-tier parameter.
+const MaxDocumentSize = 8 << 10
+
+// Config is the gateway's configuration.
+type Config struct {
+	// From the environment.
+	Stage    string
+	LogLevel string
+	Table    string
+	Version  string
+	// LocalEndpoint is true when AWS is reached through a local endpoint
+	// (AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_DYNAMODB is set).
+	LocalEndpoint bool
+
+	// From the configuration document.
+	Registries []federation.Registry
+	// AllowPrivateNetworks lets registry and agent URLs use http and private, loopback or
+	// link-local addresses. For local development only.
+	AllowPrivateNetworks bool
+}
+
+// Document is the JSON configuration document. Unknown fields are an error, so that a
+// misspelt setting fails loudly instead of being ignored.
+type Document struct {
+	Registries           []federation.Registry `json:"registries"`
+	AllowPrivateNetworks bool                  `json:"allow_private_networks"`
+}
+
+// ParameterGetter reads an SSM parameter; *ssm.Client is one.
+type ParameterGetter interface {
+	GetParameter(ctx context.Context, in *ssm.GetParameterInput, opts ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
+// Load reads the configuration. getenv is os.Getenv in production; params reads the SSM
+// parameter named by CONFIG_PARAMETER and may be nil when CONFIG_FILE is used instead.
+// Every problem is reported at once, each with what to do about it.
+func Load(ctx context.Context, getenv func(string) string, params ParameterGetter) (Config, error) {
+	cfg := Config{
+		Stage:         getenv(EnvStage),
+		LogLevel:      getenv(EnvLogLevel),
+		Table:         getenv(EnvTable),
+		Version:       getenv(EnvVersion),
+		LocalEndpoint: getenv("AWS_ENDPOINT_URL") != "" || getenv("AWS_ENDPOINT_URL_DYNAMODB") != "",
+	}
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = "info"
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+
+	var problems []string
+	if cfg.Stage == "" {
+		problems = append(problems, EnvStage+" is not set")
+	}
+	if cfg.Table == "" {
+		problems = append(problems, EnvTable+" is not set (the DynamoDB table name)")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, cfg.LogLevel) {
+		problems = append(problems, fmt.Sprintf("%s=%q: want debug, info, warn or error", EnvLogLevel, cfg.LogLevel))
+	}
+
+	raw, source, err := readDocument(ctx, getenv, params)
+	if err != nil {
+		problems = append(problems, err.Error())
+	} else {
+		doc, err := Parse(raw)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", source, err))
+		}
+		cfg.Registries = doc.Registries
+		cfg.AllowPrivateNetworks = doc.AllowPrivateNetworks
+	}
+	if len(problems) > 0 {
+		return Config{}, fmt.Errorf("invalid configuration:\n  - %s", strings.Join(problems, "\n  - "))
+	}
+	return cfg, nil
+}
+
+func readDocument(ctx context.Context, getenv func(string) string, params ParameterGetter) ([]byte, string, error) {
+	file, param := getenv(EnvConfigFile), getenv(EnvConfigParameter)
+	switch {
+	case file != "":
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", EnvConfigFile, err)
+		}
+		defer f.Close()
+		raw, err := io.ReadAll(io.LimitReader(f, MaxDocumentSize+1))
+		if err != nil {
+			return nil, "", fmt.Errorf("read %s: %w", file, err)
+		}
+		return raw, file, nil
+	case param != "":
+		if params == nil {
+			return nil, "", fmt.Errorf("%s=%s but no SSM client was given", EnvConfigParameter, param)
+		}
+		out, err := params.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param), WithDecryption: aws.Bool(true)})
+		if err != nil {
+			return nil, "", fmt.Errorf("read SSM parameter %s: %w", param, err)
+		}
+		return []byte(aws.ToString(out.Parameter.Value)), "SSM parameter " + param, nil
+	default:
+		return nil, "", fmt.Errorf("neither %s (an SSM parameter name) nor %s (a local file) is set", EnvConfigParameter, EnvConfigFile)
+	}
+}
+
+var registryID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Parse decodes and validates a configuration document.
+func Parse(raw []byte) (Document, error) {
+	var doc Document
+	if len(raw) > MaxDocumentSize {
+		return doc, fmt.Errorf("the document is larger than %d bytes", MaxDocumentSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return doc, fmt.Errorf("not a valid configuration document: %w", err)
+	}
+	if dec.More() {
+		return doc, errors.New("not a valid configuration document: data after the JSON object")
+	}
+
+	var problems []string
+	seen := map[string]bool{}
+	for i, r := range doc.Registries {
+		where := fmt.Sprintf("registries[%d]", i)
+		if !registryID.MatchString(r.ID) {
+			problems = append(problems, fmt.Sprintf("%s.id %q: want 1-63 lower-case letters, digits or '-'", where, r.ID))
+		} else if seen[r.ID] {
+			problems = append(problems, fmt.Sprintf("%s.id %q is used twice", where, r.ID))
+		}
+		seen[r.ID] = true
+		if !slices.Contains(federation.RegistryKinds, r.Kind) {
+			problems = append(problems, fmt.Sprintf("%s.kind %q: want one of %s", where, r.Kind, strings.Join(federation.RegistryKinds, ", ")))
+		}
+		if err := checkURL(r.URL, doc.AllowPrivateNetworks); err != nil {
+			problems = append(problems, fmt.Sprintf("%s.url: %v", where, err))
+		}
+		for j, a := range r.Agents {
+			if err := checkURL(a, doc.AllowPrivateNetworks); err != nil {
+				problems = append(problems, fmt.Sprintf("%s.agents[%d]: %v", where, j, err))
+			}
+		}
+		if r.Kind == federation.KindA2A && len(r.Agents) == 0 {
+			problems = append(problems, where+`: an "a2a" registry lists its agents' base URLs in "agents"`)
+		}
+	}
+	if len(problems) > 0 {
+		return doc, errors.New(strings.Join(problems, "; "))
+	}
+	return doc, nil
+}
+
+// checkURL checks the form of a configured URL. Whether its host resolves to a private
+// address is checked when it is fetched, on every request and redirect.
+func checkURL(raw string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && allowHTTP:
+	case u.Scheme == "http":
+		return fmt.Errorf("%q: https is required (allow_private_networks permits http for local development)", raw)
+	default:
+		return fmt.Errorf("%q: scheme %q is not supported", raw, u.Scheme)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q: credentials do not belong in a URL; name a Secrets Manager secret in credentials_secret", raw)
+	}
+	return nil
+}

@@ -1,0 +1,36 @@
+package federation
+
+import "time"
+
+// Registry kinds: which external contract a registry speaks (DESIGN §6).
+const (
+	KindAgentVault           = "agentvault"            // AgentVault registry v1 list + card API
+	KindAgentVaultFederation = "agentvault-federation" // AgentVault v2 incremental federation API
+	KindA2A                  = "a2a"                   // A2A agents' /.well-known/agent-card.json
+	KindStatic               = "static"                // one JSON document of cards at a URL
+)
+
+// RegistryKinds lists every kind the gateway can federate.
+var RegistryKinds = []string{KindAgentVault, KindAgentVaultFederation, KindA2A, KindStatic}
+
+// Registry is one federated registry as the operator configured it.
+type Registry struct {
+	ID   string `json:"id"`
+	URL  string `json:"url"`
+	Kind string `json:"kind"`
+	// CredentialsSecret names the Secrets Manager secret holding the registry's API
+	// credentials; the secret's value is never part of the configuration.
+	CredentialsSecret string `json:"credentials_secret,omitempty"`
+	// Agents lists the agent base URLs of an "a2a" registry.
+	Agents []string `json:"agents,omitempty"`
+}
+
+// RegistryState is what the sync last recorded of a registry.
+type RegistryState struct {
+	ID                  string
+	Healthy             bool
+	LastSync            time.Time // last successful sync; zero if there was none
+	LastError           string
+	AgentCount          int
+	ConsecutiveFailures int
+}

@@ -1,0 +1,31 @@
+package federation
+
+import "time"
+
+// Status is the gateway's health report.
+type Status struct {
+	Status      string           `json:"status"` // "ok", or "degraded" when a registry is unhealthy
+	Version     string           `json:"version"`
+	Stage       string           `json:"stage"`
+	Registries  []RegistryStatus `json:"registries"`
+	TotalAgents int              `json:"total_agents"`
+	Pools       []PoolStatus     `json:"pools"`
+}
+
+// RegistryStatus is one registry in the Status report.
+type RegistryStatus struct {
+	ID         string     `json:"id"`
+	URL        string     `json:"url"`
+	Kind       string     `json:"kind"`
+	Healthy    bool       `json:"healthy"`
+	LastSync   *time.Time `json:"last_sync"` // null until the first successful sync
+	LastError  string     `json:"last_error,omitempty"`
+	AgentCount int        `json:"agent_count"`
+}
+
+// PoolStatus is one bridge liquidity pool in the Status report.
+type PoolStatus struct {
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Liquidity string `json:"liquidity"` // decimal string
+}
