@@ -136,3 +136,9 @@ func (c clients) createFunction(ctx context.Context, fn Function) error {
 // emptyZip is a zip archive with no entries: the Lambda API wants code, the process
 // serving the function is started by the supervisor instead.
 var emptyZip = []byte{0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+// CreateTable creates a table as the template declares it through the endpoint of cfg.
+func CreateTable(ctx context.Context, cfg aws.Config, t Table) error {
+	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
+	return clients{dynamodb: db}.createTable(ctx, t)
+}

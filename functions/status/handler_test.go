@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/directory"
+	"github.com/federation-gateway/gateway/shared/dynamo"
+	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/logs"
+)
+
+// loadEvent reads a sample event of events/, the same file `sam local invoke -e` and
+// `make invoke` use.
+func loadEvent(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(localtest.RepoRoot(t), "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return ev
+}
+
+func TestHandler(t *testing.T) {
+	registries := []federation.Registry{{ID: "alpha", URL: "https://a.example", Kind: federation.KindAgentVault}}
+	goodStore := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
+	if err := goodStore.AddAgents(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	brokenStore := dynamo.NewStore(localtest.DynamoDB(t), "status-test-no-such-table")
+
+	tests := []struct {
+		name   string
+		store  *dynamo.Store
+		event  string
+		status int
+		check  func(t *testing.T, body []byte)
+	}{
+		{"status", goodStore, "status.json", 200, func(t *testing.T, body []byte) {
+			var s federation.Status
+			if err := json.Unmarshal(body, &s); err != nil {
+				t.Fatal(err)
+			}
+			if s.TotalAgents != 3 || len(s.Registries) != 1 || s.Registries[0].ID != "alpha" || s.Stage != "test" {
+				t.Errorf("status = %+v", s)
+			}
+		}},
+		{"wrong method", goodStore, "status-wrong-method.json", 405, nil},
+		{"table unavailable", brokenStore, "status.json", 500, func(t *testing.T, body []byte) {
+			if bytes.Contains(body, []byte("no-such-table")) {
+				t.Errorf("the problem shows internal detail: %s", body)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := logs.New(&bytes.Buffer{}, "debug")
+			reporter := directory.NewReporter(tt.store, registries, "1.0.0", "test")
+			resp, err := apigw.Lambda(Handler(reporter, log), log)(context.Background(), loadEvent(t, tt.event))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, resp.Body)
+			}
+			wantType := "application/json"
+			if tt.status >= 400 {
+				wantType = apigw.ProblemContentType
+			}
+			if ct := resp.Headers["Content-Type"]; ct != wantType {
+				t.Errorf("Content-Type = %q, want %q", ct, wantType)
+			}
+			if tt.check != nil {
+				tt.check(t, []byte(resp.Body))
+			}
+		})
+	}
+}

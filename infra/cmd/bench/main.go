@@ -1,0 +1,202 @@
+// Command bench measures what a Lambda cold start and deployment cost for each function of
+// template.yaml, beside the smallest aws-lambda-go function (infra/benchdata/hello) built
+// the same way (make bench):
+//
+//   - cold start: exec of the bootstrap until its first Runtime API poll, and until the
+//     answer to one invocation, each run against the local AWS endpoint with the function's
+//     resources provisioned, as the function would start on Lambda;
+//   - size of the bootstrap `make build` deploys.
+//
+// It reports each figure against its goal and exits 0 whether or not the goals are met;
+// it fails only when it cannot measure. Run it from the module root.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/federation-gateway/gateway/infra/devstack"
+	"github.com/federation-gateway/gateway/localstack"
+	"github.com/federation-gateway/gateway/shared/config"
+)
+
+// The goals the report measures against.
+const (
+	maxStartRatio = 1.25     // a function's median over the baseline's
+	maxSize       = 10 << 20 // bytes of a deployed bootstrap
+)
+
+func main() {
+	runs := flag.Int("runs", 10, "runs per figure and binary")
+	timeout := flag.Duration("timeout", 10*time.Second, "time limit of one run")
+	tmpl := flag.String("template", "template.yaml", "the SAM template")
+	cfg := flag.String("config", "infra/config.local.json", "the gateway configuration document to provision")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *tmpl, *cfg, *runs, *timeout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, tmplPath, configPath string, runs int, timeout time.Duration) error {
+	if runs < 1 {
+		return fmt.Errorf("-runs %d: want at least 1", runs)
+	}
+	doc, err := os.ReadFile(configPath)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if _, err := config.Parse(doc); err != nil {
+		return fmt.Errorf("configuration %s: %w", configPath, err)
+	}
+	tmpl, err := devstack.LoadTemplate(tmplPath, "federation-gateway", map[string]string{
+		"Stage": "local", "GatewayConfig": string(doc), "DeletionProtection": "false",
+	})
+	if err != nil {
+		return err
+	}
+
+	out, err := os.MkdirTemp("", "bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(out)
+	subjects, err := buildAll(ctx, builder{dir: tmpl.Dir, out: out}, tmpl)
+	if err != nil {
+		return err
+	}
+
+	ep, err := localstack.Start("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ep.Close()
+	progress("local AWS endpoint on %s", ep.URL)
+	r := &runner{ep: ep, clients: newClients(ep.URL), timeout: timeout}
+	if err := r.clients.provision(ctx, tmpl); err != nil {
+		return err
+	}
+
+	results, err := measureAll(ctx, r, subjects, runs)
+	if err != nil {
+		return err
+	}
+	report(os.Stdout, subjects, results, runs)
+	return nil
+}
+
+// buildAll builds the baseline and every function of the template, for this machine and
+// for deployment. The baseline is subjects[0].
+func buildAll(ctx context.Context, b builder, tmpl *devstack.Template) ([]subject, error) {
+	hello := subject{Name: "hello", MemoryMB: 128, Event: []byte("{}"), EventOf: "{}"}
+	if err := buildBoth(&hello, func(t target) (string, error) { return b.hello(ctx, t) }); err != nil {
+		return nil, err
+	}
+	subjects := []subject{hello}
+	for _, fn := range tmpl.Functions {
+		s := subject{Name: fn.LogicalID, MemoryMB: fn.MemoryMB, Vars: fn.Env}
+		var err error
+		if s.Event, s.EventOf, err = sampleEvent(tmpl.Dir, fn); err != nil {
+			return nil, err
+		}
+		if err := buildBoth(&s, func(t target) (string, error) { return b.function(ctx, fn.LogicalID, t) }); err != nil {
+			return nil, err
+		}
+		subjects = append(subjects, s)
+	}
+	return subjects, nil
+}
+
+// buildBoth builds s for this machine and for deployment and records the deployment size.
+func buildBoth(s *subject, build func(target) (string, error)) error {
+	progress("build %s for %s (cold start) and for deployment (size)", s.Name, host)
+	var err error
+	if s.Host, err = build(host); err != nil {
+		return err
+	}
+	if s.Deploy, err = build(deploy); err != nil {
+		return err
+	}
+	fi, err := os.Stat(s.Deploy)
+	if err != nil {
+		return fmt.Errorf("size of %s: %w", s.Name, err)
+	}
+	s.Size = fi.Size()
+	return nil
+}
+
+// sampleEvent is what the first-response figure invokes a function with: its sample event
+// events/<name>.json (StatusFunction: events/status.json) when there is one, else a
+// minimal HTTP API event for its first route, else an empty object.
+func sampleEvent(dir string, fn devstack.Function) (event []byte, from string, err error) {
+	file := filepath.Join("events", strings.ToLower(strings.TrimSuffix(fn.LogicalID, "Function"))+".json")
+	event, err = os.ReadFile(filepath.Join(dir, file))
+	switch {
+	case err == nil:
+		return event, file, nil
+	case !os.IsNotExist(err):
+		return nil, "", fmt.Errorf("sample event of %s: %w", fn.LogicalID, err)
+	case len(fn.Routes) > 0:
+		rt := fn.Routes[0]
+		method := rt.Method
+		if method == "ANY" {
+			method = "GET"
+		}
+		event = fmt.Appendf(nil, `{"version":"2.0","rawPath":%q,"requestContext":{"http":{"method":%q,"path":%q}}}`, rt.Path, method, rt.Path)
+		return event, method + " " + rt.Path, nil
+	default:
+		return []byte("{}"), "{}", nil
+	}
+}
+
+// results holds each subject's runs of each figure, by subject name.
+type results map[string]map[figure]summary
+
+// measureAll takes runs samples of each figure of each subject, interleaving the subjects
+// so that a slow moment of the machine does not fall on one of them only. One unrecorded
+// warm-up run per subject first checks that each starts and answers.
+func measureAll(ctx context.Context, r *runner, subjects []subject, runs int) (results, error) {
+	progress("warm-up: one run of each")
+	for _, s := range subjects {
+		if _, err := r.measure(ctx, s, firstResponse); err != nil {
+			return nil, err
+		}
+	}
+	samples := map[string]map[figure][]time.Duration{}
+	for _, s := range subjects {
+		samples[s.Name] = map[figure][]time.Duration{}
+	}
+	for i := range runs {
+		progress("run %d/%d", i+1, runs)
+		for _, f := range []figure{firstPoll, firstResponse} {
+			for _, s := range subjects {
+				d, err := r.measure(ctx, s, f)
+				if err != nil {
+					return nil, err
+				}
+				samples[s.Name][f] = append(samples[s.Name][f], d)
+			}
+		}
+	}
+	res := results{}
+	for name, byFigure := range samples {
+		res[name] = map[figure]summary{}
+		for f, d := range byFigure {
+			res[name][f] = summarize(d)
+		}
+	}
+	return res, nil
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
