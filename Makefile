@@ -36,7 +36,8 @@ help: ## Show the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 run: ## Run the whole gateway locally (local AWS endpoint :4566, HTTP API :3000). CONFIG=<file> to use another config.
-	$(GO) run ./infra/cmd/devstack run $(if $(CONFIG),-config $(CONFIG))
+	@$(GO) build -o .build/devstack ./infra/cmd/devstack
+	@exec .build/devstack run $(if $(CONFIG),-config $(CONFIG)) $(RUN_FLAGS)
 
 test: lint gotest ## Every test: vet, staticcheck, template lint, go test -race.
 
@@ -67,7 +68,8 @@ build-StatusFunction:
 
 invoke: ## Invoke one function like `sam local invoke`, without Docker: FN=<LogicalId> EVENT=events/<file>.json
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; exit 2; }
-	$(GO) run ./infra/cmd/devstack invoke -function $(FN) $(if $(EVENT),-event $(EVENT)) $(if $(CONFIG),-config $(CONFIG))
+	@$(GO) build -o .build/devstack ./infra/cmd/devstack
+	@.build/devstack invoke -function $(FN) $(if $(EVENT),-event $(EVENT)) $(if $(CONFIG),-config $(CONFIG))
 
 bench: ## Benchmarks: cold start beside a hello-world binary, binary sizes.
 	$(GO) run ./infra/cmd/bench

@@ -40,7 +40,6 @@ type supervisor struct {
 	mu      sync.Mutex
 	current *process
 	tail    []string // the last lines the function printed, for error messages
-	stopped bool
 	wake    chan struct{} // closed and replaced whenever current changes
 }
 

@@ -182,19 +182,19 @@ func newFunction(id string, globals, props, metadata map[string]any) (Function, 
 		fn.BuildMethod = "go1.x"
 	}
 	if fn.BuildMethod != "makefile" && fn.BuildMethod != "go1.x" {
-		return fn, fmt.Errorf("BuildMethod %q: the dev stack builds makefile and go1.x functions", fn.BuildMethod)
+		return fn, fmt.Errorf("build method %q: the dev stack builds makefile and go1.x functions", fn.BuildMethod)
 	}
 	if v, ok := merged["Timeout"]; ok {
 		s, err := strconv.Atoi(scalar(v))
 		if err != nil || s <= 0 {
-			return fn, fmt.Errorf("Timeout %v: want whole seconds", v)
+			return fn, fmt.Errorf("timeout %v: want whole seconds", v)
 		}
 		fn.Timeout = time.Duration(s) * time.Second
 	}
 	if v, ok := merged["MemorySize"]; ok {
 		m, err := strconv.Atoi(scalar(v))
 		if err != nil || m <= 0 {
-			return fn, fmt.Errorf("MemorySize %v: want megabytes", v)
+			return fn, fmt.Errorf("memory size %v: want megabytes", v)
 		}
 		fn.MemoryMB = m
 	}
@@ -327,13 +327,13 @@ func (r *resolver) intrinsic(fn string, arg any) (any, error) {
 			}
 		}
 		if len(parts) != 2 {
-			return nil, fmt.Errorf("Fn::GetAtt %v: want [resource, attribute]", arg)
+			return nil, fmt.Errorf("!GetAtt %v: want [resource, attribute]", arg)
 		}
 		return r.getAtt(scalar(parts[0]), scalar(parts[1]))
 	case "Fn::Join":
 		list, ok := arg.([]any)
 		if !ok || len(list) != 2 {
-			return nil, fmt.Errorf("Fn::Join %v: want [separator, [values]]", arg)
+			return nil, fmt.Errorf("!Join %v: want [separator, [values]]", arg)
 		}
 		items, err := r.resolve(list[1])
 		if err != nil {
@@ -370,7 +370,7 @@ func (r *resolver) ref(name string) (any, error) {
 	if _, ok := r.resources[name]; ok {
 		return r.physicalName(name), nil
 	}
-	return nil, fmt.Errorf("Ref %s: no such parameter or resource", name)
+	return nil, fmt.Errorf("!Ref %s: no such parameter or resource", name)
 }
 
 // physicalName is a resource's local name: what Ref returns for it. Functions keep their
@@ -401,7 +401,7 @@ func (r *resolver) physicalName(id string) string {
 func (r *resolver) getAtt(id, attr string) (any, error) {
 	res, ok := r.resources[id]
 	if !ok {
-		return nil, fmt.Errorf("Fn::GetAtt %s.%s: no such resource", id, attr)
+		return nil, fmt.Errorf("!GetAtt %s.%s: no such resource", id, attr)
 	}
 	name := r.physicalName(id)
 	switch typ := scalar(mapOf(res)["Type"]); {
@@ -436,7 +436,7 @@ func (r *resolver) sub(s string, vars map[string]any) (string, error) {
 			v, err = r.ref(name)
 		}
 		if err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("Fn::Sub %q: %w", s, err)
+			firstErr = fmt.Errorf("!Sub %q: %w", s, err)
 		}
 		return scalar(v)
 	})

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -24,9 +21,9 @@ const localRegion = "us-east-1"
 // clients are the AWS APIs of the local endpoint, with the emulator's dummy credentials,
 // never the ones of the developer's environment.
 type clients struct {
-	dynamodb *dynamodb.Client
-	lambda   *lambda.Client
-	ssm      *ssm.Client
+	cfg    aws.Config
+	lambda *lambda.Client
+	ssm    *ssm.Client
 }
 
 func newClients(endpoint string) clients {
@@ -35,25 +32,15 @@ func newClients(endpoint string) clients {
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
 		BaseEndpoint: aws.String(endpoint),
 	}
-	return clients{
-		// The emulator sends no CRC32 header (DESIGN §8).
-		dynamodb: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }),
-		lambda:   lambda.NewFromConfig(cfg),
-		ssm:      ssm.NewFromConfig(cfg),
-	}
+	return clients{cfg: cfg, lambda: lambda.NewFromConfig(cfg), ssm: ssm.NewFromConfig(cfg)}
 }
 
 // provision creates the tables and SSM parameters of the template, which the functions
-// read at init and per request. It is the dev stack's provisioning in short (keys, indexes,
-// streams; no TTL, which no measurement waits long enough to see).
+// read at init and per request.
 func (c clients) provision(ctx context.Context, t *devstack.Template) error {
 	for _, tbl := range t.Tables {
-		in, err := createTableInput(tbl)
-		if err != nil {
+		if err := devstack.CreateTable(ctx, c.cfg, tbl); err != nil {
 			return err
-		}
-		if _, err := c.dynamodb.CreateTable(ctx, in); err != nil {
-			return fmt.Errorf("create table %s: %w", tbl.Name, err)
 		}
 	}
 	for _, p := range t.Parameters {
@@ -69,63 +56,6 @@ func (c clients) provision(ctx context.Context, t *devstack.Template) error {
 		}
 	}
 	return nil
-}
-
-// createTableInput reads a table's CloudFormation properties, whose shape is the DynamoDB
-// API's, through JSON.
-func createTableInput(t devstack.Table) (*dynamodb.CreateTableInput, error) {
-	type key struct{ AttributeName, KeyType string }
-	var p struct {
-		AttributeDefinitions   []struct{ AttributeName, AttributeType string }
-		KeySchema              []key
-		GlobalSecondaryIndexes []struct {
-			IndexName  string
-			KeySchema  []key
-			Projection struct {
-				ProjectionType   string
-				NonKeyAttributes []string
-			}
-		}
-		StreamSpecification *struct{ StreamViewType string }
-	}
-	raw, err := json.Marshal(t.Properties)
-	if err == nil {
-		err = json.Unmarshal(raw, &p)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("table %s: properties: %w", t.LogicalID, err)
-	}
-	keys := func(ks []key) []ddbtypes.KeySchemaElement {
-		out := make([]ddbtypes.KeySchemaElement, len(ks))
-		for i, k := range ks {
-			out[i] = ddbtypes.KeySchemaElement{AttributeName: aws.String(k.AttributeName), KeyType: ddbtypes.KeyType(k.KeyType)}
-		}
-		return out
-	}
-	in := &dynamodb.CreateTableInput{
-		TableName:   aws.String(t.Name),
-		BillingMode: ddbtypes.BillingModePayPerRequest,
-		KeySchema:   keys(p.KeySchema),
-	}
-	for _, a := range p.AttributeDefinitions {
-		in.AttributeDefinitions = append(in.AttributeDefinitions, ddbtypes.AttributeDefinition{
-			AttributeName: aws.String(a.AttributeName), AttributeType: ddbtypes.ScalarAttributeType(a.AttributeType),
-		})
-	}
-	for _, g := range p.GlobalSecondaryIndexes {
-		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, ddbtypes.GlobalSecondaryIndex{
-			IndexName: aws.String(g.IndexName),
-			KeySchema: keys(g.KeySchema),
-			Projection: &ddbtypes.Projection{
-				ProjectionType:   ddbtypes.ProjectionType(g.Projection.ProjectionType),
-				NonKeyAttributes: g.Projection.NonKeyAttributes,
-			},
-		})
-	}
-	if s := p.StreamSpecification; s != nil {
-		in.StreamSpecification = &ddbtypes.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: ddbtypes.StreamViewType(s.StreamViewType)}
-	}
-	return in, nil
 }
 
 // register creates a function in the emulator's Lambda service, so that an invoke finds
