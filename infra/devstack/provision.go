@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -14,17 +15,54 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
 
-// clients are the AWS APIs the dev stack provisions through, all pointed at the local
-// endpoint.
-type clients struct {
+// Cloud is the local endpoint's AWS APIs, through which the dev stack creates what the
+// template declares. It uses the emulator's dummy credentials, never the developer's.
+type Cloud struct {
 	dynamodb *dynamodb.Client
 	lambda   *lambda.Client
 	ssm      *ssm.Client
 }
 
-// createTable creates a table as the template declares it, with its TTL. A table that
+// NewCloud returns the Cloud of the local endpoint at url.
+func NewCloud(url string) *Cloud {
+	cfg := LocalAWSConfig(url)
+	return &Cloud{
+		dynamodb: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }),
+		lambda:   lambda.NewFromConfig(cfg),
+		ssm:      ssm.NewFromConfig(cfg),
+	}
+}
+
+// LocalAWSConfig is the SDK configuration of the local endpoint at url.
+func LocalAWSConfig(url string) aws.Config {
+	return aws.Config{
+		Region:       localRegion,
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		BaseEndpoint: aws.String(url),
+	}
+}
+
+// Lambda returns the Lambda client of the endpoint.
+func (c *Cloud) Lambda() *lambda.Client { return c.lambda }
+
+// Provision creates the template's tables and SSM parameters.
+func (c *Cloud) Provision(ctx context.Context, t *Template) error {
+	for _, tbl := range t.Tables {
+		if err := c.CreateTable(ctx, tbl); err != nil {
+			return err
+		}
+	}
+	for _, p := range t.Parameters {
+		if err := c.putParameter(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateTable creates a table as the template declares it, with its TTL. A table that
 // exists already (a persisted emulator) is kept as it is.
-func (c clients) createTable(ctx context.Context, t Table) error {
+func (c *Cloud) CreateTable(ctx context.Context, t Table) error {
 	in := &dynamodb.CreateTableInput{TableName: aws.String(t.Name), BillingMode: ddbtypes.BillingModePayPerRequest}
 	for _, a := range sliceOf(t.Properties["AttributeDefinitions"]) {
 		m := mapOf(a)
@@ -89,7 +127,7 @@ func keySchema(v any) []ddbtypes.KeySchemaElement {
 }
 
 // putParameter writes an SSM parameter, replacing a persisted one.
-func (c clients) putParameter(ctx context.Context, p SSMParameter) error {
+func (c *Cloud) putParameter(ctx context.Context, p SSMParameter) error {
 	typ := ssmtypes.ParameterType(p.Type)
 	if typ == "" {
 		typ = ssmtypes.ParameterTypeString
@@ -103,10 +141,10 @@ func (c clients) putParameter(ctx context.Context, p SSMParameter) error {
 	return nil
 }
 
-// createFunction registers a function in the emulator's Lambda service under its logical
-// ID. Its code is not uploaded: the process the supervisor runs serves it through the
-// Runtime API.
-func (c clients) createFunction(ctx context.Context, fn Function) error {
+// Register creates a function in the emulator's Lambda service under its logical ID. Its
+// code is not uploaded: a process started with FunctionEnv serves it through the Runtime
+// API.
+func (c *Cloud) Register(ctx context.Context, fn Function) error {
 	_, err := c.lambda.CreateFunction(ctx, &lambda.CreateFunctionInput{
 		FunctionName:  aws.String(fn.LogicalID),
 		Role:          aws.String("arn:aws:iam::" + localAccountID + ":role/" + fn.LogicalID + "Role"),
@@ -136,9 +174,3 @@ func (c clients) createFunction(ctx context.Context, fn Function) error {
 // emptyZip is a zip archive with no entries: the Lambda API wants code, the process
 // serving the function is started by the supervisor instead.
 var emptyZip = []byte{0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-
-// CreateTable creates a table as the template declares it through the endpoint of cfg.
-func CreateTable(ctx context.Context, cfg aws.Config, t Table) error {
-	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
-	return clients{dynamodb: db}.createTable(ctx, t)
-}

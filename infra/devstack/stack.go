@@ -21,10 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/federation-gateway/gateway/localstack"
 	"github.com/federation-gateway/gateway/shared/config"
@@ -58,7 +55,7 @@ type Stack struct {
 	Template    *Template
 
 	endpoint *localstack.Endpoint
-	clients  clients
+	cloud    *Cloud
 	sups     map[string]*supervisor
 	api      *http.Server
 	logs     *logSink
@@ -104,27 +101,19 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			s.Close()
 		}
 	}()
-	s.clients = newClients(ep.URL)
-
-	for _, t := range tmpl.Tables {
-		if err := s.clients.createTable(ctx, t); err != nil {
-			return nil, err
-		}
-	}
-	for _, p := range tmpl.Parameters {
-		if err := s.clients.putParameter(ctx, p); err != nil {
-			return nil, err
-		}
+	s.cloud = NewCloud(ep.URL)
+	if err := s.cloud.Provision(ctx, tmpl); err != nil {
+		return nil, err
 	}
 	binaries, err := build(ctx, tmpl, functions, opts.BuildDir)
 	if err != nil {
 		return nil, err
 	}
 	for _, fn := range functions {
-		if err := s.clients.createFunction(ctx, fn); err != nil {
+		if err := s.cloud.Register(ctx, fn); err != nil {
 			return nil, err
 		}
-		sup := newSupervisor(fn, binaries[fn.LogicalID], functionEnv(fn, ep.URL), ep, logs)
+		sup := newSupervisor(fn, binaries[fn.LogicalID], FunctionEnv(fn, ep.URL), ep, logs)
 		s.sups[fn.LogicalID] = sup
 		s.wg.Add(1)
 		go func() {
@@ -200,24 +189,9 @@ func selectFunctions(all []Function, names []string) ([]Function, error) {
 	return out, nil
 }
 
-// newClients returns SDK clients for the local endpoint, with the emulator's dummy
-// credentials, never the ones of the developer's environment.
-func newClients(endpoint string) clients {
-	cfg := aws.Config{
-		Region:       localRegion,
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		BaseEndpoint: aws.String(endpoint),
-	}
-	return clients{
-		dynamodb: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }),
-		lambda:   lambda.NewFromConfig(cfg),
-		ssm:      ssm.NewFromConfig(cfg),
-	}
-}
-
-// functionEnv is the environment Lambda gives a function: the template's variables, the
+// FunctionEnv is the environment Lambda gives a function: the template's variables, the
 // Lambda runtime's own, and the local endpoint for every AWS client.
-func functionEnv(fn Function, endpoint string) []string {
+func FunctionEnv(fn Function, endpoint string) []string {
 	env := []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"TZ=:UTC",
@@ -295,7 +269,7 @@ func (s *Stack) Invoke(ctx context.Context, function string, payload []byte) ([]
 		case <-ictx.Done():
 		}
 	}()
-	out, err := s.clients.lambda.Invoke(ictx, &lambda.InvokeInput{FunctionName: aws.String(function), Payload: payload})
+	out, err := s.cloud.lambda.Invoke(ictx, &lambda.InvokeInput{FunctionName: aws.String(function), Payload: payload})
 	if err != nil {
 		select {
 		case <-p.exited:

@@ -39,7 +39,7 @@ type supervisor struct {
 
 	mu      sync.Mutex
 	current *process
-	tail    []string // the last lines the function printed, for error messages
+	tail    []string      // the last lines the function printed, for error messages
 	wake    chan struct{} // closed and replaced whenever current changes
 }
 

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/federation-gateway/gateway/infra/devstack"
@@ -44,11 +43,7 @@ func Endpoint(t testing.TB) *localstack.Endpoint {
 // credentials.
 func AWSConfig(t testing.TB) aws.Config {
 	t.Helper()
-	return aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		BaseEndpoint: aws.String(Endpoint(t).URL),
-	}
+	return devstack.LocalAWSConfig(Endpoint(t).URL)
 }
 
 // DynamoDB returns a DynamoDB client of the endpoint, built as the functions build theirs.
@@ -72,7 +67,7 @@ func Table(t testing.TB) string {
 	table.Name = fmt.Sprintf("test-%d-%d", time.Now().UnixNano(), seq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := devstack.CreateTable(ctx, AWSConfig(t), table); err != nil {
+	if err := devstack.NewCloud(Endpoint(t).URL).CreateTable(ctx, table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	return table.Name

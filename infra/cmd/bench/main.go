@@ -81,8 +81,8 @@ func run(ctx context.Context, tmplPath, configPath string, runs int, timeout tim
 	}
 	defer ep.Close()
 	progress("local AWS endpoint on %s", ep.URL)
-	r := &runner{ep: ep, clients: newClients(ep.URL), timeout: timeout}
-	if err := r.clients.provision(ctx, tmpl); err != nil {
+	r := &runner{ep: ep, cloud: devstack.NewCloud(ep.URL), timeout: timeout}
+	if err := r.cloud.Provision(ctx, tmpl); err != nil {
 		return err
 	}
 
@@ -97,13 +97,13 @@ func run(ctx context.Context, tmplPath, configPath string, runs int, timeout tim
 // buildAll builds the baseline and every function of the template, for this machine and
 // for deployment. The baseline is subjects[0].
 func buildAll(ctx context.Context, b builder, tmpl *devstack.Template) ([]subject, error) {
-	hello := subject{Name: "hello", MemoryMB: 128, Event: []byte("{}"), EventOf: "{}"}
+	hello := subject{Name: "hello", Fn: devstack.Function{LogicalID: "hello", MemoryMB: 128}, Event: []byte("{}"), EventOf: "{}"}
 	if err := buildBoth(&hello, func(t target) (string, error) { return b.hello(ctx, t) }); err != nil {
 		return nil, err
 	}
 	subjects := []subject{hello}
 	for _, fn := range tmpl.Functions {
-		s := subject{Name: fn.LogicalID, MemoryMB: fn.MemoryMB, Vars: fn.Env}
+		s := subject{Name: fn.LogicalID, Fn: fn}
 		var err error
 		if s.Event, s.EventOf, err = sampleEvent(tmpl.Dir, fn); err != nil {
 			return nil, err

@@ -14,19 +14,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
+	"github.com/federation-gateway/gateway/infra/devstack"
 	"github.com/federation-gateway/gateway/localstack"
 )
 
 // subject is one binary under measurement: a function of the template or the baseline.
 type subject struct {
-	Name     string            // the function's logical ID, or "hello"
-	Host     string            // its bootstrap built for this machine
-	Deploy   string            // its bootstrap as `make build` builds it
-	Size     int64             // of Deploy, in bytes
-	MemoryMB int               // as the template says, for the Lambda environment
-	Vars     map[string]string // the template's environment variables
-	Event    []byte            // what the first-response figure invokes it with
-	EventOf  string            // where Event comes from, for the report
+	Name    string            // the function's logical ID, or "hello"
+	Host    string            // its bootstrap built for this machine
+	Deploy  string            // its bootstrap as `make build` builds it
+	Size    int64             // of Deploy, in bytes
+	Fn      devstack.Function // as the template declares it: memory, environment
+	Event   []byte            // what the first-response figure invokes it with
+	EventOf string            // where Event comes from, for the report
 }
 
 // figure is what one run measures, from the exec of the process.
@@ -41,7 +41,7 @@ const (
 // Runtime API, in the environment Lambda gives it.
 type runner struct {
 	ep      *localstack.Endpoint
-	clients clients
+	cloud   *devstack.Cloud
 	timeout time.Duration // of one run
 	seq     int           // runs so far, for fresh function names
 }
@@ -51,13 +51,15 @@ type runner struct {
 func (r *runner) measure(ctx context.Context, s subject, f figure) (time.Duration, error) {
 	r.seq++
 	name := fmt.Sprintf("%s-bench-%d", s.Name, r.seq)
-	if err := r.clients.register(ctx, name, int32(r.timeout/time.Second)); err != nil {
+	fn := s.Fn
+	fn.LogicalID, fn.Timeout = name, r.timeout
+	if err := r.cloud.Register(ctx, fn); err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 
-	p, err := start(s.Host, lambdaEnv(name, r.ep.URL, s.MemoryMB, s.Vars))
+	p, err := start(s.Host, devstack.FunctionEnv(fn, r.ep.URL))
 	if err != nil {
 		return 0, fmt.Errorf("%s: start %s: %w", s.Name, s.Host, err)
 	}
@@ -76,7 +78,7 @@ func (r *runner) measure(ctx context.Context, s subject, f figure) (time.Duratio
 	if f == firstPoll {
 		return time.Since(p.started), nil
 	}
-	out, err := r.clients.lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(name), Payload: s.Event})
+	out, err := r.cloud.Lambda().Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(name), Payload: s.Event})
 	if err != nil {
 		return 0, r.failure(ctx, p, s.Name, "answer "+s.EventOf, err)
 	}
