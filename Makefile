@@ -72,7 +72,7 @@ invoke: ## Invoke one function like `sam local invoke`, without Docker: FN=<Logi
 	@.build/devstack invoke -function $(FN) $(if $(EVENT),-event $(EVENT)) $(if $(CONFIG),-config $(CONFIG))
 
 bench: ## Benchmarks: cold start beside a hello-world binary, binary sizes.
-	$(GO) run ./infra/cmd/bench
+	$(GO) run ./infra/cmd/bench $(BENCH_FLAGS)
 
 deploy: $(PY_TOOLS) ## sam build && sam deploy (--guided until samconfig.toml exists; AWS credentials from your environment).
 	$(SAM) build $(SAM_BUILD_FLAGS)

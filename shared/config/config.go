@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -140,7 +139,19 @@ func readDocument(ctx context.Context, getenv func(string) string, params Parame
 	}
 }
 
-var registryID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+// validRegistryID reports whether id is 1-63 lower-case letters, digits or '-', starting
+// with a letter or digit: safe in table keys, URLs and log lines.
+func validRegistryID(id string) bool {
+	if id == "" || len(id) > 63 || id[0] == '-' {
+		return false
+	}
+	for _, c := range id {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // Parse decodes and validates a configuration document.
 func Parse(raw []byte) (Document, error) {
@@ -161,7 +172,7 @@ func Parse(raw []byte) (Document, error) {
 	seen := map[string]bool{}
 	for i, r := range doc.Registries {
 		where := fmt.Sprintf("registries[%d]", i)
-		if !registryID.MatchString(r.ID) {
+		if !validRegistryID(r.ID) {
 			problems = append(problems, fmt.Sprintf("%s.id %q: want 1-63 lower-case letters, digits or '-'", where, r.ID))
 		} else if seen[r.ID] {
 			problems = append(problems, fmt.Sprintf("%s.id %q is used twice", where, r.ID))
