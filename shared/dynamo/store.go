@@ -62,16 +62,7 @@ func (s *Store) RegistryStates(ctx context.Context, ids []string) (map[string]fe
 	}
 	states := make(map[string]federation.RegistryState, len(items))
 	for _, it := range items {
-		st := federation.RegistryState{
-			ID:                  str(it, "registry_id"),
-			Healthy:             boolean(it, "healthy"),
-			LastError:           str(it, "last_error"),
-			AgentCount:          integer(it, "agent_count"),
-			ConsecutiveFailures: integer(it, "consecutive_failures"),
-		}
-		if t, err := time.Parse(time.RFC3339Nano, str(it, "last_sync")); err == nil {
-			st.LastSync = t
-		}
+		st := registryState(it)
 		states[st.ID] = st
 	}
 	return states, nil
@@ -175,6 +166,13 @@ func integer(item map[string]types.AttributeValue, name string) int {
 
 // RecordRegistryState stores what a sync run learnt of a registry.
 func (s *Store) RecordRegistryState(ctx context.Context, st federation.RegistryState) error {
+	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: registryItem(st)}); err != nil {
+		return fmt.Errorf("record registry %s: %w", st.ID, translate(err))
+	}
+	return nil
+}
+
+func registryItem(st federation.RegistryState) map[string]types.AttributeValue {
 	item := key(registryPrefix+st.ID, skMeta)
 	item["registry_id"] = &types.AttributeValueMemberS{Value: st.ID}
 	item["healthy"] = &types.AttributeValueMemberBOOL{Value: st.Healthy}
@@ -186,10 +184,21 @@ func (s *Store) RecordRegistryState(ctx context.Context, st federation.RegistryS
 	if !st.LastSync.IsZero() {
 		item["last_sync"] = &types.AttributeValueMemberS{Value: st.LastSync.UTC().Format(time.RFC3339Nano)}
 	}
-	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
-		return fmt.Errorf("record registry %s: %w", st.ID, translate(err))
+	return item
+}
+
+func registryState(it map[string]types.AttributeValue) federation.RegistryState {
+	st := federation.RegistryState{
+		ID:                  str(it, "registry_id"),
+		Healthy:             boolean(it, "healthy"),
+		LastError:           str(it, "last_error"),
+		AgentCount:          integer(it, "agent_count"),
+		ConsecutiveFailures: integer(it, "consecutive_failures"),
 	}
-	return nil
+	if t, err := time.Parse(time.RFC3339Nano, str(it, "last_sync")); err == nil {
+		st.LastSync = t
+	}
+	return st
 }
 
 // AddAgents adds delta (which may be negative) to the directory's agent counter.
