@@ -66,6 +66,12 @@ build: ## Build every function as linux/arm64 bootstrap under .build/lambda/<Log
 build-StatusFunction:
 	$(GOBUILD) ./functions/status
 
+build-DiscoverFunction:
+	$(GOBUILD) ./functions/discover
+
+build-SyncFunction:
+	$(GOBUILD) ./functions/sync
+
 invoke: ## Invoke one function like `sam local invoke`, without Docker: FN=<LogicalId> EVENT=events/<file>.json
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; exit 2; }
 	@$(GO) build -o .build/devstack ./infra/cmd/devstack

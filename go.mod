@@ -2,11 +2,11 @@ module github.com/federation-gateway/gateway
 
 go 1.26.0
 
-// The DynamoDB and SSM clients stay on their last releases before schema-based
-// (de)serialization (dynamodb v1.69.0, ssm v1.80.0 enabled it): the newer ones build every
-// operation's schema at process start, which made StatusFunction's cold start 2.8x a
-// hello-world Lambda's instead of 1.7x and its binary 1.4 MiB larger (make bench, 2026-11).
-// Re-measure before upgrading them.
+// The DynamoDB, SSM and Secrets Manager clients stay on their last releases before
+// schema-based (de)serialization (dynamodb v1.69.0, ssm v1.80.0 and secretsmanager v1.50.0
+// enabled it): the newer ones build every operation's schema at process start, which made
+// StatusFunction's cold start 2.8x a hello-world Lambda's instead of 1.7x and its binary
+// 1.4 MiB larger (make bench, 2026-11). Re-measure before upgrading them.
 require (
 	github.com/aws/aws-lambda-go v1.55.1
 	github.com/aws/aws-sdk-go-v2 v1.48.0
@@ -28,6 +28,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/internal/endpoints/v2 v2.8.12 // indirect
 	github.com/aws/aws-sdk-go-v2/service/internal/accept-encoding v1.13.25 // indirect
 	github.com/aws/aws-sdk-go-v2/service/internal/endpoint-discovery v1.13.12 // indirect
+	github.com/aws/aws-sdk-go-v2/service/secretsmanager v1.49.0 // indirect
 	github.com/cedar-policy/cedar-go v1.8.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.0 // indirect
 	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
@@ -36,5 +37,7 @@ require (
 	github.com/x448/float16 v0.8.4 // indirect
 	golang.org/x/crypto v0.47.0 // indirect
 	golang.org/x/exp v0.0.0-20240112132812-db7319d0e0e3 // indirect
+	golang.org/x/mod v0.35.0 // indirect
+	golang.org/x/sync v0.20.0 // indirect
 	golang.org/x/sys v0.45.0 // indirect
 )

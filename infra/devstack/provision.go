@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 
@@ -11,6 +12,8 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
@@ -21,6 +24,7 @@ type Cloud struct {
 	dynamodb *dynamodb.Client
 	lambda   *lambda.Client
 	ssm      *ssm.Client
+	secrets  *secretsmanager.Client
 }
 
 // NewCloud returns the Cloud of the local endpoint at url.
@@ -30,6 +34,7 @@ func NewCloud(url string) *Cloud {
 		dynamodb: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }),
 		lambda:   lambda.NewFromConfig(cfg),
 		ssm:      ssm.NewFromConfig(cfg),
+		secrets:  secretsmanager.NewFromConfig(cfg),
 	}
 }
 
@@ -56,6 +61,30 @@ func (c *Cloud) Provision(ctx context.Context, t *Template) error {
 		if err := c.putParameter(ctx, p); err != nil {
 			return err
 		}
+	}
+	for _, sec := range t.Secrets {
+		if err := c.createSecret(ctx, sec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createSecret creates a secret with a random value, as GenerateSecretString does; one
+// that exists already (a persisted emulator) keeps its value.
+func (c *Cloud) createSecret(ctx context.Context, s Secret) error {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	value := make([]byte, s.Length)
+	if _, err := rand.Read(value); err != nil {
+		return fmt.Errorf("create secret %s: %w", s.Name, err)
+	}
+	for i, b := range value {
+		value[i] = alphabet[int(b)%len(alphabet)]
+	}
+	_, err := c.secrets.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(s.Name), SecretString: aws.String(string(value))})
+	var exists *smtypes.ResourceExistsException
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("create secret %s: %w", s.Name, err)
 	}
 	return nil
 }

@@ -28,7 +28,15 @@ type Template struct {
 	Functions  []Function
 	Tables     []Table
 	Parameters []SSMParameter
+	Secrets    []Secret
 	API        API
+}
+
+// Secret is an AWS::SecretsManager::Secret whose value is generated.
+type Secret struct {
+	LogicalID string
+	Name      string
+	Length    int // of the generated value
 }
 
 // Function is an AWS::Serverless::Function with the template's Globals merged in.
@@ -149,6 +157,9 @@ func LoadTemplate(path, stackName string, overrides map[string]string) (*Templat
 		case "AWS::SSM::Parameter":
 			t.Parameters = append(t.Parameters, SSMParameter{LogicalID: id, Name: r.physicalName(id),
 				Type: scalar(props["Type"]), Value: scalar(props["Value"])})
+		case "AWS::SecretsManager::Secret":
+			n, _ := strconv.Atoi(scalar(mapOf(props["GenerateSecretString"])["PasswordLength"]))
+			t.Secrets = append(t.Secrets, Secret{LogicalID: id, Name: r.physicalName(id), Length: max(n, 32)})
 		case "AWS::Serverless::HttpApi":
 			t.API = newAPI(id, props)
 		}
@@ -379,7 +390,7 @@ func (r *resolver) physicalName(id string) string {
 	res := mapOf(r.resources[id])
 	props := mapOf(res["Properties"])
 	switch res["Type"] {
-	case "AWS::SSM::Parameter":
+	case "AWS::SSM::Parameter", "AWS::SecretsManager::Secret":
 		if n, ok := props["Name"]; ok {
 			if v, err := r.resolve(n); err == nil {
 				return scalar(v)

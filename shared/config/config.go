@@ -51,6 +51,19 @@ type Config struct {
 	// AllowPrivateNetworks lets registry and agent URLs use http and private, loopback or
 	// link-local addresses. For local development only.
 	AllowPrivateNetworks bool
+	Sync                 Sync
+}
+
+// Sync tunes the registry sync; zero values take the sync's defaults.
+type Sync struct {
+	// StaleAfter is how many failed runs in a row make a registry's agents stale.
+	StaleAfter int `json:"stale_after,omitempty"`
+	// FullRefreshMinutes is how often every card is fetched again, cache or not.
+	FullRefreshMinutes int `json:"full_refresh_minutes,omitempty"`
+	// GoneTTLHours is how long a gone agent is kept.
+	GoneTTLHours int `json:"gone_ttl_hours,omitempty"`
+	// Concurrency bounds the card fetches in flight per registry.
+	Concurrency int `json:"concurrency,omitempty"`
 }
 
 // Document is the JSON configuration document. Unknown fields are an error, so that a
@@ -58,6 +71,7 @@ type Config struct {
 type Document struct {
 	Registries           []federation.Registry `json:"registries"`
 	AllowPrivateNetworks bool                  `json:"allow_private_networks"`
+	Sync                 Sync                  `json:"sync"`
 }
 
 // ParameterGetter reads an SSM parameter; *ssm.Client is one.
@@ -104,6 +118,7 @@ func Load(ctx context.Context, getenv func(string) string, params ParameterGette
 		}
 		cfg.Registries = doc.Registries
 		cfg.AllowPrivateNetworks = doc.AllowPrivateNetworks
+		cfg.Sync = doc.Sync
 	}
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("invalid configuration:\n  - %s", strings.Join(problems, "\n  - "))
@@ -191,6 +206,12 @@ func Parse(raw []byte) (Document, error) {
 		}
 		if r.Kind == federation.KindA2A && len(r.Agents) == 0 {
 			problems = append(problems, where+`: an "a2a" registry lists its agents' base URLs in "agents"`)
+		}
+	}
+	for name, v := range map[string]int{"stale_after": doc.Sync.StaleAfter, "full_refresh_minutes": doc.Sync.FullRefreshMinutes,
+		"gone_ttl_hours": doc.Sync.GoneTTLHours, "concurrency": doc.Sync.Concurrency} {
+		if v < 0 || v > 100000 {
+			problems = append(problems, fmt.Sprintf("sync.%s %d: want 0 (the default) to 100000", name, v))
 		}
 	}
 	if len(problems) > 0 {

@@ -182,8 +182,9 @@ func didWeb(endpoint string) string {
 	return "did:web:" + strings.Join(parts, ":")
 }
 
-// validDID checks the DID syntax: did:<method>:<method-specific-id>, and a length that
-// fits a table key.
+// validDID checks the DID syntax, did:<method>:<method-specific-id>, and a length that
+// fits a table key. It admits '/' in the ID, which DID syntax keeps for paths, because
+// AgentVault's humanReadableIds ("org/agent") make did:agentvault IDs with one.
 func validDID(s string) bool {
 	rest, ok := strings.CutPrefix(s, "did:")
 	if !ok || len(s) > 512 {
@@ -199,7 +200,7 @@ func validDID(s string) bool {
 		}
 	}
 	for _, c := range id {
-		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && !strings.ContainsRune("._:%-", c) {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && !strings.ContainsRune("._:%-/", c) {
 			return false
 		}
 	}

@@ -1,0 +1,54 @@
+// Command sync brings the federated directory up to date with the registries. EventBridge
+// invokes it on the template's schedule.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/federation-gateway/gateway/shared/config"
+	"github.com/federation-gateway/gateway/shared/directory"
+	"github.com/federation-gateway/gateway/shared/dynamo"
+	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/registry"
+)
+
+func main() {
+	ctx := context.Background()
+	cfg, awsCfg := config.MustLoad(ctx)
+	log := logs.New(os.Stdout, cfg.LogLevel)
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: cfg.AllowPrivateNetworks})
+
+	clients := map[string]registry.Client{}
+	for _, reg := range cfg.Registries {
+		opts := registry.Options{Concurrency: cfg.Sync.Concurrency}
+		if reg.CredentialsSecret != "" {
+			token, err := config.Secret(ctx, sm, reg.CredentialsSecret)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "registry %s: %v\n", reg.ID, err)
+				os.Exit(1)
+			}
+			opts.Credentials = token
+		}
+		c, err := registry.New(reg, httpClient, opts)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "registry %s: %v\n", reg.ID, err)
+			os.Exit(1)
+		}
+		clients[reg.ID] = c
+	}
+	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
+	syncer := directory.NewSyncer(store, cfg.Registries, clients, directory.SyncOptions{
+		StaleAfter:       cfg.Sync.StaleAfter,
+		FullRefreshEvery: time.Duration(cfg.Sync.FullRefreshMinutes) * time.Minute,
+		GoneTTL:          time.Duration(cfg.Sync.GoneTTLHours) * time.Hour,
+	}, log)
+	lambda.Start(Handler(syncer))
+}
