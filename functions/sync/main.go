@@ -35,7 +35,7 @@ func main() {
 				fmt.Fprintf(os.Stderr, "registry %s: %v\n", reg.ID, err)
 				os.Exit(1)
 			}
-			opts.Credentials = token
+			opts.Credential = token
 		}
 		c, err := registry.New(reg, httpClient, opts)
 		if err != nil {

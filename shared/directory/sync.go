@@ -294,7 +294,10 @@ func (s *Syncer) syncRegistry(budget, ctx context.Context, reg federation.Regist
 	if err := s.store.SaveSyncState(ctx, state); err != nil {
 		return err
 	}
-	return s.store.AddAgents(ctx, rr.New-s.goneOwned)
+	if delta := rr.New - s.goneOwned; delta != 0 {
+		return s.store.AddAgents(ctx, delta)
+	}
+	return nil
 }
 
 // setStatus changes a record's status and keeps the facet counts.

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/directory"
+	"github.com/federation-gateway/gateway/shared/dynamo"
+	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/registry"
+)
+
+func loadEvent(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(localtest.RepoRoot(t), "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return ev
+}
+
+func TestHandler(t *testing.T) {
+	ctx := context.Background()
+	store := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
+	regs := []federation.Registry{{ID: "alpha"}, {ID: "beta"}}
+	counts := map[string]int{}
+	for i, caps := range [][]string{{"echo"}, {"echo", "sum"}, {"sum"}} {
+		a := federation.Agent{DID: "did:agentvault:t/" + string(rune('a'+i)), Name: "A", Registry: regs[i%2].ID, Endpoint: "https://a.example",
+			ServiceType: "text", Capabilities: caps, Status: federation.StatusActive, Skills: []federation.Skill{{ID: caps[0]}}}
+		if _, err := store.PutAgent(ctx, a, registry.Known{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range directory.Facets(a) {
+			counts[f]++
+		}
+	}
+	if err := store.AddFacetCounts(ctx, counts); err != nil {
+		t.Fatal(err)
+	}
+	d, err := directory.NewDiscoverer(store, regs, []byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logs.New(&bytes.Buffer{}, "debug")
+	h := apigw.Lambda(Handler(d, log), log)
+
+	resp, err := h(ctx, loadEvent(t, "discover.json"))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("discover.json: %d %s %v", resp.StatusCode, resp.Body, err)
+	}
+	var a struct {
+		Results []struct {
+			DID          string   `json:"did"`
+			Capabilities []string `json:"capabilities"`
+			Skills       []any    `json:"skills"`
+			LastSeen     string   `json:"last_seen"`
+		} `json:"results"`
+		Count              int      `json:"count"`
+		NextCursor         *string  `json:"next_cursor"`
+		RegistriesSearched int      `json:"registries_searched"`
+		Registries         []string `json:"registries"`
+	}
+	if err := json.Unmarshal([]byte(resp.Body), &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Count != 2 || len(a.Results) != 2 || a.NextCursor != nil || a.RegistriesSearched != 2 || len(a.Registries) != 2 {
+		t.Errorf("answer = %s", resp.Body)
+	}
+	if !strings.Contains(resp.Body, `"next_cursor":null`) {
+		t.Errorf("the last page must say next_cursor null: %s", resp.Body)
+	}
+
+	resp, _ = h(ctx, loadEvent(t, "discover-invalid.json"))
+	if resp.StatusCode != 400 || resp.Headers["Content-Type"] != apigw.ProblemContentType || !strings.Contains(resp.Body, `colour`) {
+		t.Errorf("discover-invalid.json: %d %s", resp.StatusCode, resp.Body)
+	}
+}
+
+func TestParseQuery(t *testing.T) {
+	store := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
+	d, err := directory.NewDiscoverer(store, nil, []byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		query   string
+		mention string // "" for valid
+	}{
+		{"capability=a&capability=b&limit=5&status=stale", ""},
+		{"limit=abc", "not a whole number"},
+		{"limit=0", "limit 0"},
+		{"limit=1&limit=2", "given 2 times"},
+		{"size=3", `unknown query parameter "size"`},
+	}
+	for _, tt := range tests {
+		ev := loadEvent(t, "discover.json")
+		ev.RawQueryString, ev.QueryStringParameters = tt.query, nil
+		log := logs.New(&bytes.Buffer{}, "error")
+		resp, _ := apigw.Lambda(Handler(d, log), log)(context.Background(), ev)
+		if tt.mention == "" {
+			if resp.StatusCode != 200 {
+				t.Errorf("%s: %d %s", tt.query, resp.StatusCode, resp.Body)
+			}
+			continue
+		}
+		if resp.StatusCode != 400 || !strings.Contains(resp.Body, tt.mention) {
+			t.Errorf("%s: %d %s", tt.query, resp.StatusCode, resp.Body)
+		}
+	}
+}
+
+// FuzzParseQuery: no query string crashes the handler or gets a 5xx; every answer is a
+// page or a 400 problem. It runs against the real store of the local endpoint.
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{"capability=echo&limit=10", "limit=-1", "cursor=%ZZ", "q=" + strings.Repeat("a", 300), "status=gone&tag=x#y", "registry=alpha&service_type=text"} {
+		f.Add(s)
+	}
+	store := dynamo.NewStore(localtest.DynamoDB(f), localtest.Table(f))
+	d, err := directory.NewDiscoverer(store, []federation.Registry{{ID: "alpha"}}, []byte(strings.Repeat("k", 32)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	log := logs.New(&bytes.Buffer{}, "error")
+	h := apigw.Lambda(Handler(d, log), log)
+	f.Fuzz(func(t *testing.T, raw string) {
+		ev := events.APIGatewayV2HTTPRequest{Version: "2.0", RawPath: "/api/v1/discover", RawQueryString: raw,
+			RequestContext: events.APIGatewayV2HTTPRequestContext{HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "GET", Path: "/api/v1/discover"}}}
+		resp, err := h(context.Background(), ev)
+		if err != nil || (resp.StatusCode != 400 && resp.StatusCode != 200) {
+			t.Fatalf("%q: %d %s %v", raw, resp.StatusCode, resp.Body, err)
+		}
+	})
+}
