@@ -64,7 +64,15 @@ type Listing struct {
 	// Deferred counts listed cards that are new or changed but were not fetched within the
 	// time budget; the next run fetches them.
 	Deferred int
-	// Requests and Pages count the HTTP requests made and the listing pages read.
+	// Requests and Pages count the HTTP requests made and the listing pages read. Fetch
+	// sets them on error too, so a failed run's cost is still known.
 	Requests int
 	Pages    int
+	// Skipped counts entries the registry served that are not usable cards (no ID, a
+	// card document that is not a JSON object, an oversized card); the registry's
+	// other cards are still returned.
+	Skipped int
+	// Problems says, in a few caller-safe lines, what went wrong without failing the run:
+	// skipped entries, cards deferred after errors, why a listing is not Complete.
+	Problems []string
 }

@@ -1,6 +1,7 @@
 // Command devstack runs the Federation Gateway locally, without Docker or an AWS account:
 //
-//	devstack run     the whole gateway: local AWS endpoint, functions, HTTP API (make run)
+//	devstack run     the whole gateway: local AWS endpoint, functions, HTTP API and, unless
+//	                 -config names a configuration, a demo federation to federate (make run)
 //	devstack invoke  invoke one function with an event file, like `sam local invoke` (make invoke)
 //
 // Everything it runs is derived from template.yaml.
@@ -14,15 +15,17 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/infra/devstack"
 	"github.com/federation-gateway/gateway/localstack"
 )
 
 const usage = `usage:
-  devstack run    [-template template.yaml] [-config infra/config.local.json] [-endpoint 127.0.0.1:4566]
+  devstack run    [-template template.yaml] [-config file (default: the demo federation)] [-endpoint 127.0.0.1:4566]
                   [-api 127.0.0.1:3000] [-schedule-every 0] [-data-dir DIR]
   devstack invoke -function LogicalId [-event events/file.json] [-template ...] [-config ...]
 `
@@ -51,7 +54,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	tmpl := fs.String("template", "template.yaml", "the SAM template")
-	cfg := fs.String("config", "infra/config.local.json", "the gateway configuration document")
+	cfg := fs.String("config", "", "the gateway configuration document (default: start the demo federation and federate it)")
 	endpoint := fs.String("endpoint", localstack.DefaultAddr, "listen address of the local AWS endpoint")
 	api := fs.String("api", "127.0.0.1:3000", "listen address of the HTTP API")
 	every := fs.Duration("schedule-every", 0, "fire scheduled functions at this interval instead of the template's rate")
@@ -64,8 +67,16 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	fmt.Fprintln(os.Stderr, "devstack: building functions and starting the local cloud...")
 	start := time.Now()
+	var fed *demo.Federation
+	if *cfg == "" {
+		var err error
+		if fed, *cfg, err = startDemo(ctx, filepath.Join(filepath.Dir(*tmpl), ".build", "demo-config.json")); err != nil {
+			return err
+		}
+		defer fed.Close()
+	}
+	fmt.Fprintln(os.Stderr, "devstack: building functions and starting the local cloud...")
 	s, err := devstack.Start(ctx, devstack.Options{
 		Template: *tmpl, Config: *cfg, EndpointAddr: *endpoint, APIAddr: *api, ScheduleEvery: *every,
 	})
@@ -75,6 +86,14 @@ func run(args []string) error {
 	fmt.Fprintf(os.Stderr, "\nFederation Gateway is running (ready in %s)\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "  HTTP API            %s\n", s.APIURL)
 	fmt.Fprintf(os.Stderr, "  local AWS endpoint  %s\n", s.EndpointURL)
+	if fed != nil {
+		for _, r := range fed.Registries() {
+			fmt.Fprintf(os.Stderr, "  demo registry       %-5s %s (%s)\n", r.ID, r.URL(), r.Kind)
+		}
+		fmt.Fprintf(os.Stderr, "  demo agents         %d, listed at %s/agents, e.g. %s\n", len(fed.Agents()), fed.AgentsURL, fed.Agents()[0].URL)
+	} else {
+		fmt.Fprintf(os.Stderr, "  configuration       %s\n", *cfg)
+	}
 	fmt.Fprintf(os.Stderr, "  try                 curl %s/api/v1/status\n", s.APIURL)
 	fmt.Fprintf(os.Stderr, "  Ctrl-C stops it.\n\n")
 	<-ctx.Done()
@@ -82,6 +101,32 @@ func run(args []string) error {
 	s.Close()
 	fmt.Fprintln(os.Stderr, "devstack: stopped")
 	return nil
+}
+
+// The demo federation's fixed addresses, so that the URLs printed, and those in the
+// configuration the stack was given, are the same on every run.
+const (
+	demoAlphaAddr  = "127.0.0.1:8101"
+	demoBetaAddr   = "127.0.0.1:8102"
+	demoAgentsAddr = "127.0.0.1:8200"
+)
+
+// startDemo starts the demo federation and writes the configuration that federates it to
+// path, which the stack then loads like any other configuration file.
+func startDemo(ctx context.Context, path string) (*demo.Federation, string, error) {
+	fed, err := demo.Start(ctx, demo.Options{AlphaAddr: demoAlphaAddr, BetaAddr: demoBetaAddr, AgentsAddr: demoAgentsAddr})
+	if err != nil {
+		return nil, "", fmt.Errorf("%w (is another `make run` running? CONFIG=<file> make run starts no demo)", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		fed.Close()
+		return nil, "", fmt.Errorf("demo configuration: %w", err)
+	}
+	if err := os.WriteFile(path, fed.Config(), 0o644); err != nil {
+		fed.Close()
+		return nil, "", fmt.Errorf("demo configuration: %w", err)
+	}
+	return fed, path, nil
 }
 
 func invoke(args []string) error {

@@ -1,0 +1,186 @@
+// Package demo runs a small federation of agent registries and live agents in-process, for
+// `make run` and for tests: two AgentVault-compatible registries ("alpha" with the v1 API,
+// "beta" with v1 and the v2 federation API) listing 15 sample agents, each a real A2A v1.0
+// server built with the official Go SDK (a2a-go) with a few deterministic skills.
+//
+// Everything is mutable while it runs, so a demo or a test can show the gateway reacting:
+// Registry.Put and Registry.SetActive change cards (bumping updated_at),
+// Federation.StopRegistry takes a registry down and StartRegistry brings it back at the
+// same URL.
+//
+// The registries speak the real contracts (DESIGN §6) with their limits: v1 pages of at
+// most 250, inactive cards hidden unless active_only=false, 422 for a bad parameter or a
+// card ID that is not a UUID, 404 for an unknown one; v2 returns the cards changed after
+// `since` (strictly), oldest change first, at most 1000, inactive ones included.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/federation-gateway/gateway/shared/config"
+	"github.com/federation-gateway/gateway/shared/federation"
+)
+
+// Options says where the federation listens. An empty address means 127.0.0.1:0, a
+// random port (tests); `make run` fixes them so the printed URLs stay the same.
+type Options struct {
+	AlphaAddr  string
+	BetaAddr   string
+	AgentsAddr string // one server for every agent, each under /agents/<humanReadableId>
+	// Logger receives the A2A servers' log lines (failed executions and the like);
+	// nil discards them.
+	Logger *slog.Logger
+}
+
+// Federation is a running demo federation.
+type Federation struct {
+	// AgentsURL is the agents' server; GET AgentsURL+"/agents" lists them.
+	AgentsURL string
+
+	registries []*Registry
+	agents     []*Agent
+	agentsSrv  *http.Server
+	agentsDone chan struct{}
+}
+
+// Start starts the agents, fills the registries from the catalog and starts them. On
+// failure it stops what it started. Start is quick (no network beyond binding the
+// listeners), so ctx is only checked before it begins; the federation runs until Close.
+func Start(ctx context.Context, opts Options) (_ *Federation, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", orRandom(opts.AgentsAddr))
+	if err != nil {
+		return nil, fmt.Errorf("demo agents: %w", err)
+	}
+	f := &Federation{AgentsURL: "http://" + ln.Addr().String(), agentsDone: make(chan struct{})}
+	f.agents = newAgents(f.AgentsURL)
+	f.agentsSrv = &http.Server{Handler: agentsHandler(f.agents, logger), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		defer close(f.agentsDone)
+		_ = f.agentsSrv.Serve(ln)
+	}()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+		}
+	}()
+
+	alpha, beta := NewRegistry(Alpha, false), NewRegistry(Beta, true)
+	f.registries = []*Registry{alpha, beta}
+	for _, a := range f.agents {
+		for _, id := range a.Registries {
+			r := f.Registry(id)
+			source := r.Identity
+			if id == Beta && len(a.Registries) > 1 {
+				source = alpha.Identity // beta federated its copy from alpha
+			}
+			rec := r.put(a.Card(), source)
+			if a.inactive {
+				if _, err := r.SetActive(rec.ID, false); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for _, r := range []struct {
+		reg  *Registry
+		addr string
+	}{{alpha, opts.AlphaAddr}, {beta, opts.BetaAddr}} {
+		if err := r.reg.Start(orRandom(r.addr)); err != nil {
+			return nil, fmt.Errorf("demo %w", err)
+		}
+	}
+	return f, nil
+}
+
+func orRandom(addr string) string {
+	if addr == "" {
+		return "127.0.0.1:0"
+	}
+	return addr
+}
+
+// Registries returns the registries, alpha first.
+func (f *Federation) Registries() []*Registry { return f.registries }
+
+// Registry returns the registry with the given ID, nil if there is none.
+func (f *Federation) Registry(id string) *Registry {
+	for _, r := range f.registries {
+		if r.ID == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// Agents returns the live agents in catalog order.
+func (f *Federation) Agents() []*Agent { return f.agents }
+
+// Agent returns the agent with the given humanReadableId, nil if there is none.
+func (f *Federation) Agent(humanReadableID string) *Agent {
+	for _, a := range f.agents {
+		if a.HumanReadableID == humanReadableID {
+			return a
+		}
+	}
+	return nil
+}
+
+// Config is a gateway configuration document (shared/config) that federates the two
+// registries. It allows private networks, since everything listens on 127.0.0.1 over
+// http.
+func (f *Federation) Config() []byte {
+	doc := config.Document{AllowPrivateNetworks: true, Registries: []federation.Registry{}}
+	for _, r := range f.registries {
+		doc.Registries = append(doc.Registries, federation.Registry{ID: r.ID, Kind: r.Kind, URL: r.URL()})
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		panic(err) // plain strings and bools always marshal
+	}
+	return append(b, '\n')
+}
+
+// StopRegistry takes a registry down: its connections are closed and new ones refused.
+func (f *Federation) StopRegistry(id string) error {
+	r := f.Registry(id)
+	if r == nil {
+		return fmt.Errorf("no demo registry %q", id)
+	}
+	return r.Stop()
+}
+
+// StartRegistry brings a stopped registry back on its previous address.
+func (f *Federation) StartRegistry(id string) error {
+	r := f.Registry(id)
+	if r == nil {
+		return fmt.Errorf("no demo registry %q", id)
+	}
+	return r.Start("")
+}
+
+// Close stops the registries and the agents.
+func (f *Federation) Close() error {
+	var errs []error
+	for _, r := range f.registries {
+		errs = append(errs, r.Stop())
+	}
+	if f.agentsSrv != nil {
+		errs = append(errs, f.agentsSrv.Close())
+		<-f.agentsDone
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,418 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/registry"
+)
+
+func avRegistry(url string) federation.Registry {
+	return federation.Registry{ID: "av-one", URL: url, Kind: federation.KindAgentVault}
+}
+
+func TestAgentVaultPaging(t *testing.T) {
+	tests := []struct {
+		name         string
+		cards        int
+		pageSize     int
+		maxLimit     int // the registry's own page limit
+		noPagination bool
+		wantPages    int
+	}{
+		{name: "empty registry", cards: 0, pageSize: 3, wantPages: 1},
+		{name: "one short page", cards: 2, pageSize: 3, wantPages: 1},
+		{name: "exact multiple of the page size", cards: 6, pageSize: 3, wantPages: 2},
+		{name: "exact multiple without pagination", cards: 6, pageSize: 3, noPagination: true, wantPages: 3},
+		{name: "short last page", cards: 7, pageSize: 3, wantPages: 3},
+		{name: "short last page without pagination", cards: 7, pageSize: 3, noPagination: true, wantPages: 3},
+		{name: "registry serves smaller pages than asked", cards: 7, pageSize: 5, maxLimit: 2, wantPages: 4},
+		{name: "default page size", cards: 251, wantPages: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeAgentVault(t, tt.cards)
+			f.maxLimit, f.noPagination = tt.maxLimit, tt.noPagination
+			srv := f.start()
+			opts := testOptions()
+			opts.PageSize = tt.pageSize
+			l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
+
+			want := f.ids()
+			if !slices.Equal(l.Listed, want) {
+				t.Errorf("Listed = %v, want %v", l.Listed, want)
+			}
+			if !slices.Equal(sourceIDs(l.Cards), want) {
+				t.Errorf("Cards = %v, want %v", sourceIDs(l.Cards), want)
+			}
+			if !l.Complete {
+				t.Errorf("Complete = false (problems %q)", l.Problems)
+			}
+			if l.Pages != tt.wantPages || l.Requests != tt.wantPages+tt.cards {
+				t.Errorf("Pages, Requests = %d, %d; want %d, %d", l.Pages, l.Requests, tt.wantPages, tt.wantPages+tt.cards)
+			}
+		})
+	}
+}
+
+func TestAgentVaultCard(t *testing.T) {
+	f := newFakeAgentVault(t, 1)
+	srv := f.start()
+	l := fetch(t, newClient(t, avRegistry(srv.URL), testOptions()), registry.Request{})
+	if len(l.Cards) != 1 {
+		t.Fatalf("Cards = %v", l.Cards)
+	}
+	c := l.Cards[0]
+	var doc map[string]any
+	if err := json.Unmarshal(c.Data, &doc); err != nil || doc["humanReadableId"] != "acme/card-000" {
+		t.Errorf("Data = %s (%v): want the record's card_data", c.Data, err)
+	}
+	wantTime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if c.SourceID != "card-000" || !c.Active || !c.UpdatedAt.Equal(wantTime) || c.ListHash == "" || c.ETag == "" {
+		t.Errorf("card = %+v", c)
+	}
+}
+
+func TestAgentVaultListingChangesMidSync(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(f *fakeAgentVault)
+	}{
+		{"an entry inserted at the front", func(f *fakeAgentVault) {
+			f.records = append([]record{{ID: "card-new", Name: "New", Active: true, UpdatedAt: time.Now()}}, f.records...)
+		}},
+		{"the first entry deleted", func(f *fakeAgentVault) {
+			f.records = f.records[1:]
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeAgentVault(t, 6)
+			original := f.ids()
+			f.afterList = func(f *fakeAgentVault, page int) {
+				if page == 1 {
+					tt.change(f)
+				}
+			}
+			srv := f.start()
+			opts := testOptions()
+			opts.PageSize = 2
+			l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
+
+			if l.Complete {
+				t.Errorf("Complete = true for a listing that changed while it was read")
+			}
+			if !hasProblem(l, "changed while it was read") {
+				t.Errorf("Problems = %q: want the reason it is incomplete", l.Problems)
+			}
+			seen := map[string]bool{}
+			for _, id := range l.Listed {
+				if seen[id] {
+					t.Errorf("%s listed twice", id)
+				}
+				seen[id] = true
+			}
+			if len(l.Cards) != len(l.Listed) {
+				t.Errorf("%d cards for %d listed", len(l.Cards), len(l.Listed))
+			}
+			missing := 0
+			for _, id := range original {
+				if !seen[id] && slices.Contains(f.ids(), id) {
+					missing++
+				}
+			}
+			// An insertion only repeats an entry; a deletion before the offset hides one,
+			// which is why the listing is not Complete.
+			if missing > 1 {
+				t.Errorf("Listed = %v: %d of %v missing", l.Listed, missing, original)
+			}
+			if l.Pages > 5 {
+				t.Errorf("%d pages for 6 entries of 2 a page", l.Pages)
+			}
+		})
+	}
+}
+
+func TestAgentVaultListingIgnoresSkip(t *testing.T) {
+	f := newFakeAgentVault(t, 4)
+	f.noPagination = true
+	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/api/v1/agent-cards/" {
+			q := r.URL.Query()
+			q.Set("skip", "0")
+			r.URL.RawQuery = q.Encode()
+		}
+		return false
+	}
+	srv := f.start()
+	opts := testOptions()
+	opts.PageSize = 2
+	l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
+	if l.Complete || l.Pages != 2 || len(l.Listed) != 2 {
+		t.Errorf("Complete, Pages, Listed = %v, %d, %v: want an incomplete listing that stopped after 2 pages", l.Complete, l.Pages, l.Listed)
+	}
+}
+
+func TestAgentVaultDetailCache(t *testing.T) {
+	f := newFakeAgentVault(t, 5)
+	srv := f.start()
+	opts := testOptions()
+	opts.PageSize = 2
+	c := newClient(t, avRegistry(srv.URL), opts)
+
+	first := fetch(t, c, registry.Request{})
+	known := knownFrom(first, nil)
+	if len(known) != 5 || first.Requests != 3+5 {
+		t.Fatalf("first run: %d cards, %d requests", len(known), first.Requests)
+	}
+
+	f.reset()
+	second := fetch(t, c, registry.Request{Known: known})
+	if len(second.Cards) != 0 || !second.Complete || len(second.Listed) != 5 {
+		t.Errorf("second run: Cards %v, Complete %v, Listed %v", sourceIDs(second.Cards), second.Complete, second.Listed)
+	}
+	if pages, details := f.counts(); details != 0 || second.Requests != pages || pages != 3 {
+		t.Errorf("second run: %d listing and %d detail requests (Requests %d); want 3 and 0", pages, details, second.Requests)
+	}
+
+	f.mu.Lock()
+	f.records[3].Name = "Renamed"
+	f.records = append(f.records, record{ID: "card-new", Name: "New", Active: true, UpdatedAt: time.Now()})
+	f.mu.Unlock()
+	f.reset()
+	third := fetch(t, c, registry.Request{Known: known})
+	if got := sourceIDs(third.Cards); !slices.Equal(got, []string{"card-003", "card-new"}) {
+		t.Errorf("after a rename and an addition: fetched %v", got)
+	}
+	if _, details := f.counts(); details != 2 {
+		t.Errorf("%d detail requests; want 2", details)
+	}
+	knownFrom(third, known)
+
+	f.reset()
+	full := fetch(t, c, registry.Request{Known: known, FullRefresh: true})
+	if len(full.Cards) != 6 {
+		t.Errorf("FullRefresh fetched %d cards; want 6", len(full.Cards))
+	}
+}
+
+func TestAgentVaultDetailGoneOrInactive(t *testing.T) {
+	f := newFakeAgentVault(t, 3)
+	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		switch r.URL.Path {
+		case "/api/v1/agent-cards/card-001": // deleted after it was listed
+			writeJSON(w, http.StatusNotFound, map[string]any{"detail": "Agent card not found"})
+			return true
+		case "/api/v1/agent-cards/card-002": // deactivated after it was listed
+			writeJSON(w, http.StatusOK, map[string]any{"id": "card-002", "card_data": map[string]any{"name": "x"}, "is_active": false})
+			return true
+		}
+		return false
+	}
+	srv := f.start()
+	l := fetch(t, newClient(t, avRegistry(srv.URL), testOptions()), registry.Request{})
+	if !slices.Equal(l.Listed, []string{"card-000"}) {
+		t.Errorf("Listed = %v; want only card-000", l.Listed)
+	}
+	if got := sourceIDs(l.Cards); !slices.Equal(got, []string{"card-000", "card-002"}) || l.Cards[1].Active {
+		t.Errorf("Cards = %v: want card-000 and an inactive card-002", l.Cards)
+	}
+}
+
+func TestAgentVaultDeferral(t *testing.T) {
+	t.Run("no time for any card", func(t *testing.T) {
+		f := newFakeAgentVault(t, 5)
+		srv := f.start()
+		opts := testOptions()
+		opts.DeadlineMargin = time.Hour
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		l, err := newClient(t, avRegistry(srv.URL), opts).Fetch(ctx, registry.Request{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Cards) != 0 || l.Deferred != 5 || len(l.Listed) != 5 || !l.Complete {
+			t.Errorf("Cards %d, Deferred %d, Listed %d, Complete %v; want 0, 5, 5, true", len(l.Cards), l.Deferred, len(l.Listed), l.Complete)
+		}
+		if _, details := f.counts(); details != 0 {
+			t.Errorf("%d detail requests; want none", details)
+		}
+	})
+
+	t.Run("time for some cards", func(t *testing.T) {
+		f := newFakeAgentVault(t, 20)
+		f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path != "/api/v1/agent-cards/" {
+				time.Sleep(100 * time.Millisecond)
+			}
+			return false
+		}
+		srv := f.start()
+		opts := testOptions()
+		opts.Concurrency = 2
+		// A window of about 500ms for 20 cards that take 100ms each, two at a time.
+		opts.DeadlineMargin = time.Second
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		l, err := newClient(t, avRegistry(srv.URL), opts).Fetch(ctx, registry.Request{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Deferred == 0 || l.Deferred == 20 || len(l.Cards)+l.Deferred != 20 {
+			t.Errorf("Cards %d, Deferred %d: want some of 20 fetched and the rest deferred", len(l.Cards), l.Deferred)
+		}
+		if len(l.Listed) != 20 || !l.Complete {
+			t.Errorf("Listed %d, Complete %v", len(l.Listed), l.Complete)
+		}
+	})
+}
+
+func TestAgentVaultCardFailures(t *testing.T) {
+	t.Run("one failing card is deferred", func(t *testing.T) {
+		f := newFakeAgentVault(t, 4)
+		f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path == "/api/v1/agent-cards/card-002" {
+				w.WriteHeader(http.StatusInternalServerError)
+				return true
+			}
+			return false
+		}
+		srv := f.start()
+		opts := testOptions()
+		opts.Retries = 1
+		l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
+		if len(l.Cards) != 3 || l.Deferred != 1 || len(l.Listed) != 4 || !hasProblem(l, "card-002 deferred") {
+			t.Errorf("Cards %v, Deferred %d, Listed %v, Problems %q", sourceIDs(l.Cards), l.Deferred, l.Listed, l.Problems)
+		}
+		if l.Requests != 1+3+2 {
+			t.Errorf("Requests = %d; want 6 (a page, 3 cards, a card tried twice)", l.Requests)
+		}
+	})
+
+	t.Run("a registry failing every card is given up on", func(t *testing.T) {
+		f := newFakeAgentVault(t, 10)
+		var cardRequests atomic.Int64
+		f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path != "/api/v1/agent-cards/" {
+				cardRequests.Add(1)
+				w.WriteHeader(http.StatusBadGateway)
+				return true
+			}
+			return false
+		}
+		srv := f.start()
+		opts := testOptions()
+		opts.Concurrency, opts.Retries = 1, -1
+		l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
+		if n := cardRequests.Load(); n != 3 {
+			t.Errorf("%d card requests; want 3, then no more", n)
+		}
+		if l.Deferred != 10 || len(l.Cards) != 0 {
+			t.Errorf("Deferred %d, Cards %d", l.Deferred, len(l.Cards))
+		}
+	})
+
+	t.Run("unusable cards are skipped", func(t *testing.T) {
+		f := newFakeAgentVault(t, 4)
+		f.records[1].CardData = json.RawMessage(`["not", "an", "object"]`)
+		f.records[2].CardData = json.RawMessage(`{"name": "` + strings.Repeat("x", 4096) + `"}`)
+		f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path == "/api/v1/agent-cards/card-003" {
+				fmt.Fprint(w, `{"id": "card-003", "card_data": {`)
+				return true
+			}
+			return false
+		}
+		srv := f.start()
+		opts := testOptions()
+		opts.MaxCardBytes = 2048
+		l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
+		if got := sourceIDs(l.Cards); !slices.Equal(got, []string{"card-000"}) {
+			t.Errorf("Cards = %v; want card-000 only", got)
+		}
+		if l.Skipped != 3 || l.Deferred != 0 || len(l.Listed) != 4 {
+			t.Errorf("Skipped %d, Deferred %d, Listed %v", l.Skipped, l.Deferred, l.Listed)
+		}
+		for _, want := range []string{"card-001: card_data is not a JSON object", "card-002", "limit of 2 KiB", "card-003", "not an AgentVault card record"} {
+			if !hasProblem(l, want) {
+				t.Errorf("Problems %q do not mention %q", l.Problems, want)
+			}
+		}
+	})
+}
+
+func TestAgentVaultMalformedListing(t *testing.T) {
+	for _, body := range []string{`{"items": [`, `[]`, `{"pagination": {}}`, `{"items": {}}`, `<html>Bad Gateway</html>`, `{"items": []} {"items": []}`} {
+		t.Run(body, func(t *testing.T) {
+			f := newFakeAgentVault(t, 1)
+			f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+				fmt.Fprint(w, body)
+				return true
+			}
+			srv := f.start()
+			l, err := newClient(t, avRegistry(srv.URL), testOptions()).Fetch(context.Background(), registry.Request{})
+			wantCode(t, err, federation.EUNAVAILABLE, `"av-one"`, "/api/v1/agent-cards/", "not an AgentVault v1 listing page")
+			if l.Requests != 1 {
+				t.Errorf("Requests = %d; a malformed answer is not retried", l.Requests)
+			}
+		})
+	}
+}
+
+func TestAgentVaultBadEntries(t *testing.T) {
+	f := newFakeAgentVault(t, 0)
+	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/api/v1/agent-cards/" {
+			fmt.Fprint(w, `{"items": [{"id": "a", "name": "A"}, {"name": "no id"}, 7, {"id": 12}, {"id": ".."}],
+				"pagination": {"total_items": 5, "limit": 250, "offset": 0, "total_pages": 1, "current_page": 1}}`)
+			return true
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": "a", "card_data": map[string]any{"name": "A"}, "is_active": true})
+		return true
+	}
+	srv := f.start()
+	l := fetch(t, newClient(t, avRegistry(srv.URL), testOptions()), registry.Request{})
+	if !slices.Equal(l.Listed, []string{"a"}) || len(l.Cards) != 1 || l.Skipped != 4 {
+		t.Errorf("Listed %v, Cards %d, Skipped %d (%q)", l.Listed, len(l.Cards), l.Skipped, l.Problems)
+	}
+	// Four of the five announced entries were unusable: the membership is not trusted.
+	if l.Complete {
+		t.Errorf("Complete = true with entries the registry announced but did not name")
+	}
+}
+
+func TestAgentVaultLookup(t *testing.T) {
+	f := newFakeAgentVault(t, 2)
+	srv := f.start()
+	c := newClient(t, avRegistry(srv.URL), testOptions())
+
+	card, err := c.Lookup(context.Background(), "card-001")
+	if err != nil || card.SourceID != "card-001" || !card.Active {
+		t.Fatalf("Lookup(card-001) = %+v, %v", card, err)
+	}
+	_, err = c.Lookup(context.Background(), "card-999")
+	wantCode(t, err, federation.ENOTFOUND, "card-999")
+	f.reset()
+	_, err = c.Lookup(context.Background(), "..")
+	wantCode(t, err, federation.ENOTFOUND)
+	if _, details := f.counts(); details != 0 {
+		t.Errorf(`Lookup("..") made a request`)
+	}
+}
+
+func TestAgentVaultOversizedListing(t *testing.T) {
+	f := newFakeAgentVault(t, 50)
+	srv := f.start()
+	opts := testOptions()
+	opts.MaxPageBytes = 1000
+	_, err := newClient(t, avRegistry(srv.URL), opts).Fetch(context.Background(), registry.Request{})
+	wantCode(t, err, federation.EUNAVAILABLE, `"av-one"`, "larger than the limit of 1000 bytes")
+}
