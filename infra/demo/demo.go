@@ -67,7 +67,10 @@ func Start(ctx context.Context, opts Options) (_ *Federation, err error) {
 	}
 	f := &Federation{AgentsURL: "http://" + ln.Addr().String(), agentsDone: make(chan struct{})}
 	f.agents = newAgents(f.AgentsURL)
-	f.agentsSrv = &http.Server{Handler: agentsHandler(f.agents, logger), ReadHeaderTimeout: 5 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/", agentsHandler(f.agents, logger))
+	mux.HandleFunc("POST /demo/registries/{id}/{action}", f.control)
+	f.agentsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		defer close(f.agentsDone)
 		_ = f.agentsSrv.Serve(ln)
@@ -183,4 +186,30 @@ func (f *Federation) Close() error {
 		<-f.agentsDone
 	}
 	return errors.Join(errs...)
+}
+
+// control stops or starts a demo registry on request, so that a developer can watch the
+// gateway notice a registry going down during `make run`:
+//
+//	curl -X POST http://127.0.0.1:8200/demo/registries/alpha/stop
+func (f *Federation) control(w http.ResponseWriter, r *http.Request) {
+	id, action := r.PathValue("id"), r.PathValue("action")
+	var err error
+	switch {
+	case f.Registry(id) == nil:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no demo registry " + id})
+		return
+	case action == "stop":
+		err = f.StopRegistry(id)
+	case action == "start":
+		err = f.StartRegistry(id)
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "actions are stop and start"})
+		return
+	}
+	if err != nil {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"registry": id, "running": f.Registry(id).Running()})
 }

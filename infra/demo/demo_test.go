@@ -308,3 +308,34 @@ func TestStartFailsOnBusyPort(t *testing.T) {
 		t.Errorf("Start on a busy port: %v, want an error naming alpha", err)
 	}
 }
+
+func TestControlEndpoint(t *testing.T) {
+	f, err := demo.Start(context.Background(), demo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	post := func(path string) int {
+		resp, err := http.Post(f.AgentsURL+path, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("/demo/registries/alpha/stop"); code != 200 || f.Registry("alpha").Running() {
+		t.Fatalf("stop: %d, running %v", code, f.Registry("alpha").Running())
+	}
+	if code := post("/demo/registries/alpha/stop"); code != 200 || f.Registry("alpha").Running() {
+		t.Errorf("stopping a stopped registry: %d", code)
+	}
+	if code := post("/demo/registries/alpha/start"); code != 200 || !f.Registry("alpha").Running() {
+		t.Errorf("start: %d", code)
+	}
+	if code := post("/demo/registries/gamma/stop"); code != 404 {
+		t.Errorf("unknown registry: %d", code)
+	}
+	if code := post("/demo/registries/alpha/explode"); code != 404 {
+		t.Errorf("unknown action: %d", code)
+	}
+}

@@ -135,7 +135,7 @@ func (d *Discoverer) Discover(ctx context.Context, q Query) (Page, error) {
 		}
 	}
 
-	batch := q.Limit
+	batch, examined := q.Limit, 0
 	for page.ItemsRead < maxReadPerPage {
 		dids, read, err := d.store.QueryFacet(ctx, c.Facet, c.After, batch)
 		if err != nil {
@@ -167,7 +167,15 @@ func (d *Discoverer) Discover(ctx context.Context, q Query) (Page, error) {
 		if len(dids) < batch {
 			return page, nil // the index has no more
 		}
-		batch = min(MaxLimit, 2*batch)
+		// Size the next batch by the share of candidates that passed so far, so a
+		// post-filtered query reads about what the rest of the page needs.
+		examined += len(dids)
+		need := q.Limit - len(page.Results)
+		batch = need * 2
+		if len(page.Results) > 0 {
+			batch = need*examined/len(page.Results) + 1
+		}
+		batch = min(MaxLimit, max(need, batch))
 	}
 	page.NextCursor = d.encodeCursor(c)
 	return page, nil

@@ -45,7 +45,7 @@ func verifyCardSignatures(data []byte) string {
 
 	status := federation.SignatureUnverified
 	for _, s := range sigs {
-		jws, err := jose.ParseSigned(s.Protected+"."+payload+"."+s.Signature, signatureAlgs)
+		jws, err := jose.ParseSignedCompact(s.Protected+"."+payload+"."+s.Signature, signatureAlgs)
 		if err != nil || len(jws.Signatures) != 1 {
 			status = federation.SignatureInvalid
 			continue

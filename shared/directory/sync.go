@@ -56,7 +56,8 @@ type Syncer struct {
 	opts       SyncOptions
 	log        *slog.Logger
 	now        func() time.Time
-	goneOwned  int // owned records set gone in the current registry's sync
+	goneOwned  int             // owned records set gone in the current registry's sync
+	active     map[string]bool // by source ID: owned active records of the current registry
 }
 
 // NewSyncer returns a Syncer of the registries through their clients (by registry ID).
@@ -162,9 +163,13 @@ func (s *Syncer) syncRegistry(budget, ctx context.Context, reg federation.Regist
 		return err
 	}
 	known := make(map[string]registry.Known, len(records))
+	s.active = map[string]bool{} // the registry's owned, active records, kept current through the run
 	for id, r := range records {
 		if r.Status != federation.StatusGone {
 			known[id] = r.Cache
+		}
+		if r.Owner && r.Status == federation.StatusActive {
+			s.active[id] = true
 		}
 	}
 	now := s.now()
@@ -236,6 +241,7 @@ func (s *Syncer) syncRegistry(budget, ctx context.Context, reg federation.Regist
 			return err
 		}
 		rr.Written++
+		s.active[c.SourceID] = w.Owner == reg.ID
 		if w.Owner != reg.ID {
 			rr.Conflicts++
 			s.log.InfoContext(ctx, "DID listed by two registries", "did", a.DID, "owner", w.Owner, "also", reg.ID)
@@ -281,12 +287,9 @@ func (s *Syncer) syncRegistry(budget, ctx context.Context, reg federation.Regist
 	rr.Listed, rr.Deferred = len(listing.Listed), listing.Deferred
 
 	owned := 0
-	after, err := s.store.Records(ctx, reg.ID)
-	if err == nil {
-		for _, r := range after {
-			if r.Owner && r.Status == federation.StatusActive {
-				owned++
-			}
+	for _, on := range s.active {
+		if on {
+			owned++
 		}
 	}
 	state.Healthy, state.LastError, state.ConsecutiveFailures = true, "", 0
@@ -307,6 +310,9 @@ func (s *Syncer) setStatus(ctx context.Context, r Record, status string, facets 
 	}
 	if r.Owner && status == federation.StatusGone {
 		s.goneOwned++
+	}
+	if s.active != nil {
+		s.active[r.SourceID] = r.Owner && status == federation.StatusActive
 	}
 	if r.Owner {
 		for _, f := range r.Facets {
