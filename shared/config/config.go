@@ -52,6 +52,39 @@ type Config struct {
 	// link-local addresses. For local development only.
 	AllowPrivateNetworks bool
 	Sync                 Sync
+	Gateway              Gateway
+	TrustDomains         []TrustDomain
+	Policy               Policy
+}
+
+// Gateway is how the gateway names itself to the agents.
+type Gateway struct {
+	// ID is the audience every credential presented to the gateway must name, and the
+	// issuer of what it signs (default "federation-gateway").
+	ID string `json:"id,omitempty"`
+	// URL is the gateway's public base URL, as its A2A agent card states it.
+	URL string `json:"url,omitempty"`
+}
+
+// TrustDomain is a SPIFFE trust domain whose SVIDs the gateway accepts.
+type TrustDomain struct {
+	Name string `json:"name"` // e.g. registry-a.example
+	// Bundle is the domain's SPIFFE trust bundle (a JWKS document) inline, and/or
+	// BundleEndpoint the https URL of its SPIFFE bundle endpoint, which the sync refreshes.
+	Bundle         json.RawMessage `json:"bundle,omitempty"`
+	BundleEndpoint string          `json:"bundle_endpoint,omitempty"`
+}
+
+// Policy is the federation's routing policy.
+type Policy struct {
+	// Allow lists the registry pairs whose agents may message each other, as
+	// "from->to"; "*" matches any registry. Empty: every pair is allowed.
+	Allow []string `json:"allow,omitempty"`
+	// AgentRate and GlobalRate are messages per minute (defaults 100 and 1000).
+	AgentRate  int `json:"agent_rate,omitempty"`
+	GlobalRate int `json:"global_rate,omitempty"`
+	// RoutingFee is the fee of one delivery, a decimal string (default "0.01").
+	RoutingFee string `json:"routing_fee,omitempty"`
 }
 
 // Sync tunes the registry sync; zero values take the sync's defaults.
@@ -72,6 +105,9 @@ type Document struct {
 	Registries           []federation.Registry `json:"registries"`
 	AllowPrivateNetworks bool                  `json:"allow_private_networks"`
 	Sync                 Sync                  `json:"sync"`
+	Gateway              Gateway               `json:"gateway"`
+	TrustDomains         []TrustDomain         `json:"trust_domains"`
+	Policy               Policy                `json:"policy"`
 }
 
 // ParameterGetter reads an SSM parameter; *ssm.Client is one.
@@ -119,6 +155,10 @@ func Load(ctx context.Context, getenv func(string) string, params ParameterGette
 		cfg.Registries = doc.Registries
 		cfg.AllowPrivateNetworks = doc.AllowPrivateNetworks
 		cfg.Sync = doc.Sync
+		cfg.Gateway, cfg.TrustDomains, cfg.Policy = doc.Gateway, doc.TrustDomains, doc.Policy
+		if cfg.Gateway.ID == "" {
+			cfg.Gateway.ID = "federation-gateway"
+		}
 	}
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("invalid configuration:\n  - %s", strings.Join(problems, "\n  - "))
