@@ -29,14 +29,14 @@ const (
 
 // Query is a discovery request. Every filter given must match.
 type Query struct {
-	ServiceType  string
-	Capabilities []string
-	Tag          string
-	Registry     string
-	Text         string // case-insensitive substring of name or description
-	Status       string // default active
-	Limit        int    // default 50, at most 200
-	Cursor       string // from the previous page
+	ServiceType  string   `json:"service_type,omitempty"`
+	Capabilities []string `json:"capability,omitempty"`
+	Tag          string   `json:"tag,omitempty"`
+	Registry     string   `json:"registry,omitempty"`
+	Text         string   `json:"q,omitempty"`      // case-insensitive substring of name or description
+	Status       string   `json:"status,omitempty"` // default active
+	Limit        int      `json:"-"`                // default 50, at most 200
+	Cursor       string   `json:"-"`                // from the previous page
 }
 
 // Page is one page of discovery results, in DID order within the index the query uses.
