@@ -72,6 +72,9 @@ build-DiscoverFunction:
 build-SyncFunction:
 	$(GOBUILD) ./functions/sync
 
+build-RouteFunction:
+	$(GOBUILD) ./functions/route
+
 invoke: ## Invoke one function like `sam local invoke`, without Docker: FN=<LogicalId> EVENT=events/<file>.json
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; exit 2; }
 	@$(GO) build -o .build/devstack ./infra/cmd/devstack

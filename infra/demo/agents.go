@@ -38,6 +38,7 @@ type Agent struct {
 	URL string
 
 	inactive bool
+	checker  *signatureChecker // nil: forwarded messages are not checked
 }
 
 // SkillMetadataKey is the message (or request) metadata key that picks a skill by ID.
@@ -178,6 +179,11 @@ func (e executor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.
 	return func(yield func(a2a.Event, error) bool) {
 		out, skill, ok := e.agent.Answer(ec.Message, ec.Metadata)
 		meta := map[string]any{"agent": e.agent.HumanReadableID, "skill": skill.ID}
+		if e.agent.checker != nil {
+			if verdict := e.agent.checker.check(ctx, ec.Message); verdict != "" {
+				meta["gateway_signature"] = verdict
+			}
+		}
 		if !ok {
 			var ids []string
 			for _, s := range e.agent.Skills {

@@ -16,13 +16,18 @@ package demo
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/federation"
@@ -37,6 +42,10 @@ type Options struct {
 	// Logger receives the A2A servers' log lines (failed executions and the like);
 	// nil discards them.
 	Logger *slog.Logger
+	// GatewayURL is the gateway's base URL. The agents check the signature of every
+	// message the gateway forwards against its keys (GatewayURL/.well-known/jwks.json)
+	// and say in their reply whether it verified. Empty: they do not check.
+	GatewayURL string
 }
 
 // Federation is a running demo federation.
@@ -48,6 +57,7 @@ type Federation struct {
 	agents     []*Agent
 	agentsSrv  *http.Server
 	agentsDone chan struct{}
+	gatewayURL string
 }
 
 // Start starts the agents, fills the registries from the catalog and starts them. On
@@ -65,11 +75,18 @@ func Start(ctx context.Context, opts Options) (_ *Federation, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo agents: %w", err)
 	}
-	f := &Federation{AgentsURL: "http://" + ln.Addr().String(), agentsDone: make(chan struct{})}
+	f := &Federation{AgentsURL: "http://" + ln.Addr().String(), agentsDone: make(chan struct{}), gatewayURL: opts.GatewayURL}
 	f.agents = newAgents(f.AgentsURL)
+	if opts.GatewayURL != "" {
+		checker := &signatureChecker{jwksURL: strings.TrimRight(opts.GatewayURL, "/") + "/.well-known/jwks.json"}
+		for _, a := range f.agents {
+			a.checker = checker
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", agentsHandler(f.agents, logger))
 	mux.HandleFunc("POST /demo/registries/{id}/{action}", f.control)
+	mux.HandleFunc("GET /demo/token", f.token)
 	f.agentsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		defer close(f.agentsDone)
@@ -146,7 +163,7 @@ func (f *Federation) Agent(humanReadableID string) *Agent {
 // registries. It allows private networks, since everything listens on 127.0.0.1 over
 // http.
 func (f *Federation) Config() []byte {
-	doc := config.Document{AllowPrivateNetworks: true, Registries: []federation.Registry{}}
+	doc := config.Document{AllowPrivateNetworks: true, Registries: []federation.Registry{}, Gateway: config.Gateway{URL: f.gatewayURL}}
 	for _, r := range f.registries {
 		doc.Registries = append(doc.Registries, federation.Registry{ID: r.ID, Kind: r.Kind, URL: r.URL()})
 	}
@@ -212,4 +229,53 @@ func (f *Federation) control(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"registry": id, "running": f.Registry(id).Running()})
+}
+
+// token issues a credential for a demo agent that has a did:key: a JWT it signs with its
+// demo key, naming the audience asked for (default "federation-gateway"), valid 5 minutes.
+// The keys are derived from public names, so this proves nothing outside the demo:
+//
+//	curl '127.0.0.1:8200/demo/token?agent=acme/weather-bot'
+func (f *Federation) token(w http.ResponseWriter, r *http.Request) {
+	a := f.Agent(r.URL.Query().Get("agent"))
+	if a == nil || a.Key == nil {
+		var ids []string
+		for _, ag := range f.agents {
+			if ag.Key != nil {
+				ids = append(ids, ag.HumanReadableID)
+			}
+		}
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "agent= names a demo agent with a did:key: " + strings.Join(ids, ", ")})
+		return
+	}
+	aud := r.URL.Query().Get("aud")
+	if aud == "" {
+		aud = "federation-gateway"
+	}
+	tok, err := SignToken(a.Key, a.DID, aud, 5*time.Minute)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte(tok))
+}
+
+// SignToken returns a JWT from did, signed with key: iss and sub are the DID, kid names
+// its key, aud the audience; it expires after ttl and has a fresh jti.
+func SignToken(key ed25519.PrivateKey, did, aud string, ttl time.Duration) (string, error) {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", did+"#"+strings.TrimPrefix(did, "did:key:")))
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	claims, _ := json.Marshal(map[string]any{
+		"iss": did, "sub": did, "aud": aud, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(ttl).Unix(), "jti": rand.Text(),
+	})
+	jws, err := signer.Sign(claims)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }

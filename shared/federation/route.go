@@ -2,6 +2,7 @@ package federation
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -41,4 +42,23 @@ type RouteResult struct {
 	Fee            string          `json:"fee"`      // decimal
 	// Duplicate says the message ID was delivered before: this is that first result.
 	Duplicate bool `json:"duplicate,omitempty"`
+}
+
+// ParseAuthorization reads a credential from an HTTP Authorization header value:
+// "Bearer <jwt>" or "X509-SVID <chain>". Errors: EUNAUTHORIZED.
+func ParseAuthorization(h string) (Credential, error) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	token = strings.TrimSpace(token)
+	switch {
+	case h == "":
+		return Credential{}, Errorf(EUNAUTHORIZED, "no credential: send Authorization: Bearer <JWT-SVID or DID-signed JWT>")
+	case !ok || token == "":
+		return Credential{}, Errorf(EUNAUTHORIZED, "the Authorization header is not \"<scheme> <credential>\"")
+	case strings.EqualFold(scheme, "Bearer"):
+		return Credential{Type: "jwt", Token: token}, nil
+	case strings.EqualFold(scheme, "X509-SVID"):
+		return Credential{Type: "x509-svid", Token: token}, nil
+	default:
+		return Credential{}, Errorf(EUNAUTHORIZED, "authorization scheme %q is not supported; use Bearer or X509-SVID", scheme)
+	}
 }

@@ -71,7 +71,7 @@ func run(args []string) error {
 	var fed *demo.Federation
 	if *cfg == "" {
 		var err error
-		if fed, *cfg, err = startDemo(ctx, filepath.Join(filepath.Dir(*tmpl), ".build", "demo-config.json")); err != nil {
+		if fed, *cfg, err = startDemo(ctx, filepath.Join(filepath.Dir(*tmpl), ".build", "demo-config.json"), "http://"+*api); err != nil {
 			return err
 		}
 		defer fed.Close()
@@ -113,8 +113,8 @@ const (
 
 // startDemo starts the demo federation and writes the configuration that federates it to
 // path, which the stack then loads like any other configuration file.
-func startDemo(ctx context.Context, path string) (*demo.Federation, string, error) {
-	fed, err := demo.Start(ctx, demo.Options{AlphaAddr: demoAlphaAddr, BetaAddr: demoBetaAddr, AgentsAddr: demoAgentsAddr})
+func startDemo(ctx context.Context, path, gatewayURL string) (*demo.Federation, string, error) {
+	fed, err := demo.Start(ctx, demo.Options{AlphaAddr: demoAlphaAddr, BetaAddr: demoBetaAddr, AgentsAddr: demoAgentsAddr, GatewayURL: gatewayURL})
 	if err != nil {
 		return nil, "", fmt.Errorf("%w (is another `make run` running? CONFIG=<file> make run starts no demo)", err)
 	}

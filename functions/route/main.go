@@ -1,0 +1,132 @@
+// Command route serves cross-registry routing behind the HTTP API: POST /api/v1/route,
+// POST /api/v1/broadcast, and the gateway as an A2A agent (its card, its keys, /a2a).
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/config"
+	"github.com/federation-gateway/gateway/shared/delivery"
+	"github.com/federation-gateway/gateway/shared/directory"
+	"github.com/federation-gateway/gateway/shared/dynamo"
+	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/routing"
+)
+
+func main() {
+	ctx := context.Background()
+	cfg, awsCfg := config.MustLoad(ctx)
+	log := logs.New(os.Stdout, cfg.LogLevel)
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	fail := func(what string, err error) {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", what, err)
+		os.Exit(1)
+	}
+	seed, err := config.Secret(ctx, sm, os.Getenv("GATEWAY_KEY_SECRET"))
+	if err != nil {
+		fail("gateway key", err)
+	}
+	signer, err := SignerFromSeed(seed)
+	if err != nil {
+		fail("gateway key", err)
+	}
+	cursorKey, err := config.Secret(ctx, sm, os.Getenv("CURSOR_KEY_SECRET"))
+	if err != nil {
+		fail("cursor key", err)
+	}
+
+	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
+	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: cfg.AllowPrivateNetworks, Timeout: routing.DeliveryBudget})
+	domains := make([]identity.TrustDomain, len(cfg.TrustDomains))
+	for i, td := range cfg.TrustDomains {
+		domains[i] = identity.TrustDomain(td)
+	}
+	inline, err := identity.InlineBundles(domains)
+	if err != nil {
+		fail("trust bundles", err)
+	}
+	verifier, err := identity.NewVerifier(identity.Options{
+		Audience:   cfg.Gateway.ID,
+		Bundles:    identity.FirstBundle{identity.NewStoredBundles(store, domains, 5*time.Minute, time.Now), inline},
+		Replay:     store.ReplayGuard(),
+		HTTPClient: httpClient,
+	})
+	if err != nil {
+		fail("verifier", err)
+	}
+	router, err := routing.New(verifier, store, Deliverer{delivery.New(httpClient, signer, cfg.Gateway.ID)}, routing.Options{
+		Allow: cfg.Policy.Allow, AgentRate: cfg.Policy.AgentRate, GlobalRate: cfg.Policy.GlobalRate, Fee: cfg.Policy.RoutingFee,
+	}, log)
+	if err != nil {
+		fail("router", err)
+	}
+	discoverer, err := directory.NewDiscoverer(store, cfg.Registries, []byte(cursorKey))
+	if err != nil {
+		fail("discovery", err)
+	}
+
+	card := delivery.GatewayCard(cfg.Gateway.URL, cfg.Gateway.ID)
+	cardJSON, err := json.Marshal(card)
+	if err != nil {
+		fail("agent card", err)
+	}
+	gw := Gateway{
+		A2A:  delivery.NewA2AHandler(A2ARouter{router}, card, delivery.WithLogger(log)),
+		Card: cardJSON,
+		JWKS: signer.JWKS(),
+	}
+	lambda.Start(apigw.Lambda(Handler(router, discoverer, gw, log), log))
+}
+
+// SignerFromSeed derives the gateway's Ed25519 signing key from the secret's random value,
+// so the key is as secret as the secret and rotates with it.
+func SignerFromSeed(seed string) (*delivery.Signer, error) {
+	if len(seed) < 32 {
+		return nil, fmt.Errorf("the key seed has %d characters, want at least 32", len(seed))
+	}
+	sum := sha256.Sum256([]byte("federation-gateway signing key\x00" + seed))
+	key := ed25519.NewKeyFromSeed(sum[:])
+	jwk, err := json.Marshal(jose.JSONWebKey{Key: key, Algorithm: string(jose.EdDSA), Use: "sig"})
+	if err != nil {
+		return nil, err
+	}
+	return delivery.NewSigner(string(jwk))
+}
+
+// Deliverer adapts the A2A deliverer to the routing's view of a delivery.
+type Deliverer struct{ D *delivery.Deliverer }
+
+// Deliver implements routing.Deliverer.
+func (d Deliverer) Deliver(ctx context.Context, endpoint string, m routing.Message) (json.RawMessage, error) {
+	out, err := d.D.Deliver(ctx, endpoint, delivery.Message{
+		ID: m.ID, From: m.From, To: m.To, SourceRegistry: m.SourceRegistry, TargetRegistry: m.TargetRegistry,
+		Payload: m.Payload, VerifiedBy: m.VerifiedBy.Method, Subject: m.VerifiedBy.Subject,
+	})
+	return out.Summary, err
+}
+
+// A2ARouter routes what arrives at /a2a with the credential of its Authorization header.
+type A2ARouter struct{ R *routing.Router }
+
+// Route implements delivery.Router.
+func (a A2ARouter) Route(ctx context.Context, req federation.RouteRequest, authorization string) (federation.RouteResult, error) {
+	cred, err := federation.ParseAuthorization(authorization)
+	if err != nil {
+		return federation.RouteResult{}, err
+	}
+	return a.R.Route(ctx, req, cred)
+}
