@@ -160,4 +160,3 @@ func (s *Store) Ledger(ctx context.Context, messageID string) ([]LedgerEntry, er
 	}
 	return entries, nil
 }
-

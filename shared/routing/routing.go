@@ -349,7 +349,6 @@ func contentHash(req federation.RouteRequest) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-
 // RetryAfter is the number of seconds until the next minute's limits apply.
 func RetryAfter(now time.Time) int {
 	return int(now.Truncate(time.Minute).Add(time.Minute).Sub(now).Seconds()) + 1
