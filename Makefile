@@ -75,6 +75,9 @@ build-SyncFunction:
 build-RouteFunction:
 	$(GOBUILD) ./functions/route
 
+build-VerifyFunction:
+	$(GOBUILD) ./functions/verify
+
 invoke: ## Invoke one function like `sam local invoke`, without Docker: FN=<LogicalId> EVENT=events/<file>.json
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; exit 2; }
 	@$(GO) build -o .build/devstack ./infra/cmd/devstack

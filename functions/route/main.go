@@ -68,8 +68,9 @@ func main() {
 	if err != nil {
 		fail("verifier", err)
 	}
-	router, err := routing.New(verifier, store, Deliverer{delivery.New(httpClient, signer, cfg.Gateway.ID)}, routing.Options{
+	router, err := routing.New(verifier, store, delivery.ForRouting{D: delivery.New(httpClient, signer, cfg.Gateway.ID)}, routing.Options{
 		Allow: cfg.Policy.Allow, AgentRate: cfg.Policy.AgentRate, GlobalRate: cfg.Policy.GlobalRate, Fee: cfg.Policy.RoutingFee,
+		Caveat: identity.Caveat,
 	}, log)
 	if err != nil {
 		fail("router", err)
@@ -105,18 +106,6 @@ func SignerFromSeed(seed string) (*delivery.Signer, error) {
 		return nil, err
 	}
 	return delivery.NewSigner(string(jwk))
-}
-
-// Deliverer adapts the A2A deliverer to the routing's view of a delivery.
-type Deliverer struct{ D *delivery.Deliverer }
-
-// Deliver implements routing.Deliverer.
-func (d Deliverer) Deliver(ctx context.Context, endpoint string, m routing.Message) (json.RawMessage, error) {
-	out, err := d.D.Deliver(ctx, endpoint, delivery.Message{
-		ID: m.ID, From: m.From, To: m.To, SourceRegistry: m.SourceRegistry, TargetRegistry: m.TargetRegistry,
-		Payload: m.Payload, VerifiedBy: m.VerifiedBy.Method, Subject: m.VerifiedBy.Subject,
-	})
-	return out.Summary, err
 }
 
 // A2ARouter routes what arrives at /a2a with the credential of its Authorization header.

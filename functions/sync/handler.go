@@ -16,18 +16,33 @@ type Syncer interface {
 	Run(ctx context.Context, holder string) (directory.SyncReport, error)
 }
 
-// Handler runs a sync for each scheduled event and returns its report. The Lambda request
-// ID holds the sync lease, so an overlapping run of the schedule does nothing.
-func Handler(s Syncer) func(context.Context, json.RawMessage) (directory.SyncReport, error) {
-	return func(ctx context.Context, raw json.RawMessage) (directory.SyncReport, error) {
+// BundleRefresher refreshes the SPIFFE trust bundles of the trust domains that have a
+// bundle endpoint, and says what it did for each.
+type BundleRefresher func(ctx context.Context) []string
+
+// Report is what a run returns: the directory's sync and the trust bundles' refresh.
+type Report struct {
+	directory.SyncReport
+	Bundles []string `json:"bundles,omitempty"`
+}
+
+// Handler runs a sync for each scheduled event, then refreshes the trust bundles, and
+// returns the report. The Lambda request ID holds the sync lease, so an overlapping run of
+// the schedule does nothing.
+func Handler(s Syncer, refresh BundleRefresher) func(context.Context, json.RawMessage) (Report, error) {
+	return func(ctx context.Context, raw json.RawMessage) (Report, error) {
 		var ev events.EventBridgeEvent
 		if err := json.Unmarshal(raw, &ev); err != nil {
-			return directory.SyncReport{}, fmt.Errorf("sync: the event is not an EventBridge event: %w", err)
+			return Report{}, fmt.Errorf("sync: the event is not an EventBridge event: %w", err)
 		}
 		holder := "local"
 		if lc, ok := lambdacontext.FromContext(ctx); ok {
 			holder = lc.AwsRequestID
 		}
-		return s.Run(ctx, holder)
+		rep, err := s.Run(ctx, holder)
+		if err != nil || rep.Skipped != "" || refresh == nil {
+			return Report{SyncReport: rep}, err
+		}
+		return Report{SyncReport: rep, Bundles: refresh(ctx)}, nil
 	}
 }

@@ -38,7 +38,7 @@ func TestHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Handler(syncer)(context.Background(), event)
+	rep, err := Handler(syncer, nil)(context.Background(), event)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestHandler(t *testing.T) {
 		t.Errorf("the synced agent: %v", err)
 	}
 
-	if _, err := Handler(syncer)(context.Background(), []byte(`[1,2]`)); err == nil {
+	if _, err := Handler(syncer, nil)(context.Background(), []byte(`[1,2]`)); err == nil {
 		t.Error("a payload that is not an EventBridge event was accepted")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
+	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
@@ -50,5 +51,24 @@ func main() {
 		FullRefreshEvery: time.Duration(cfg.Sync.FullRefreshMinutes) * time.Minute,
 		GoneTTL:          time.Duration(cfg.Sync.GoneTTLHours) * time.Hour,
 	}, log)
-	lambda.Start(Handler(syncer))
+	domains := make([]identity.TrustDomain, len(cfg.TrustDomains))
+	for i, td := range cfg.TrustDomains {
+		domains[i] = identity.TrustDomain(td)
+	}
+	refresh := func(ctx context.Context) []string {
+		results, err := identity.RefreshBundles(ctx, domains, httpClient, store)
+		if err != nil {
+			log.WarnContext(ctx, "trust bundle refresh", "error", err.Error())
+		}
+		var lines []string
+		for _, r := range results {
+			line := fmt.Sprintf("%s: sequence %d, updated %v", r.TrustDomain, r.Sequence, r.Updated)
+			if r.Err != nil {
+				line = fmt.Sprintf("%s: %v", r.TrustDomain, r.Err)
+			}
+			lines = append(lines, line)
+		}
+		return lines
+	}
+	lambda.Start(Handler(syncer, refresh))
 }

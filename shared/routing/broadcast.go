@@ -56,7 +56,7 @@ func (r *Router) Broadcast(ctx context.Context, d Discoverer, req BroadcastReque
 	if err := validate(federation.RouteRequest{From: req.From, To: "*", Payload: req.Payload}); err != nil {
 		return BroadcastResult{}, err
 	}
-	id, err := r.verifier.Verify(ctx, cred)
+	id, err := r.verify(ctx, cred)
 	if err != nil {
 		return BroadcastResult{}, err
 	}
@@ -129,7 +129,7 @@ func (r *Router) Broadcast(ctx context.Context, d Discoverer, req BroadcastReque
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			dctx, cancel := context.WithTimeout(ctx, DeliveryBudget)
+			dctx, cancel := context.WithTimeout(ctx, r.opts.DeliveryBudget)
 			defer cancel()
 			_, err := r.deliverer.Deliver(dctx, t.Endpoint, Message{
 				ID: res.BroadcastID + ":" + t.DID, From: req.From, To: t.DID, SourceRegistry: source, TargetRegistry: t.Registry,

@@ -111,6 +111,11 @@ type Options struct {
 	// WaitForDuplicate bounds how long a repeat of a message still being delivered
 	// waits for the first delivery's result (default DeliveryBudget).
 	WaitForDuplicate time.Duration
+	// DeliveryBudget bounds one delivery (default DeliveryBudget).
+	DeliveryBudget time.Duration
+	// Caveat says what a verified credential does not prove (identity.Caveat: a bare
+	// X.509 chain proves no possession of its key); such a credential cannot send.
+	Caveat func(federation.Credential, federation.Identity) string
 }
 
 // Router routes messages.
@@ -135,8 +140,11 @@ func New(v Verifier, s Store, d Deliverer, opts Options, log *slog.Logger) (*Rou
 	if opts.Fee == "" {
 		opts.Fee = defaultFee
 	}
+	if opts.DeliveryBudget <= 0 {
+		opts.DeliveryBudget = DeliveryBudget
+	}
 	if opts.WaitForDuplicate <= 0 {
-		opts.WaitForDuplicate = DeliveryBudget
+		opts.WaitForDuplicate = opts.DeliveryBudget
 	}
 	fee, err := decimal.NewFromString(opts.Fee)
 	if err != nil || fee.IsNegative() {
@@ -158,7 +166,7 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 	if err := validate(req); err != nil {
 		return federation.RouteResult{}, err
 	}
-	id, err := r.verifier.Verify(ctx, cred)
+	id, err := r.verify(ctx, cred)
 	if err != nil {
 		return federation.RouteResult{}, err
 	}
@@ -194,7 +202,7 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 		return federation.RouteResult{}, err
 	}
 
-	dctx, cancel := context.WithTimeout(ctx, DeliveryBudget)
+	dctx, cancel := context.WithTimeout(ctx, r.opts.DeliveryBudget)
 	defer cancel()
 	resp, derr := r.deliverer.Deliver(dctx, target.Endpoint, Message{
 		ID: msgID, From: req.From, To: req.To, SourceRegistry: source, TargetRegistry: target.Registry,
@@ -215,6 +223,23 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 		r.log.ErrorContext(ctx, "record a delivery", "message_id", msgID, "error", err.Error())
 	}
 	return result(claim), nil
+}
+
+// verify verifies the caller's credential; whatever is wrong with it is EUNAUTHORIZED.
+func (r *Router) verify(ctx context.Context, cred federation.Credential) (federation.Identity, error) {
+	if cred.Token == "" {
+		return federation.Identity{}, federation.Errorf(federation.EUNAUTHORIZED, "no credential: send Authorization: Bearer <JWT-SVID or DID-signed JWT>")
+	}
+	id, err := r.verifier.Verify(ctx, cred)
+	if code := federation.ErrorCode(err); code == federation.EINVALID {
+		return id, federation.Wrap(federation.EUNAUTHORIZED, err, "the credential is not valid: "+federation.ErrorMessage(err))
+	}
+	if err == nil && r.opts.Caveat != nil {
+		if c := r.opts.Caveat(cred, id); c != "" {
+			return id, federation.Errorf(federation.EUNAUTHORIZED, "%s; present a JWT signed with the SVID's key (x5c header)", c)
+		}
+	}
+	return id, err
 }
 
 func validate(req federation.RouteRequest) error {

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/identity"
+)
+
+// maxBody bounds the request: a credential is a few KiB at most.
+const maxBody = 64 << 10
+
+// Verifier verifies credentials; *identity.Verifier is one.
+type Verifier interface {
+	Verify(ctx context.Context, c federation.Credential) (federation.Identity, error)
+}
+
+// Directory finds the agent record of a DID; *dynamo.Store is one.
+type Directory interface {
+	// Agent returns the record of did. Errors: ENOTFOUND.
+	Agent(ctx context.Context, did string) (federation.Agent, error)
+}
+
+// request is the body of POST /api/v1/verify.
+type request struct {
+	Credential *federation.Credential `json:"credential"`
+}
+
+// answer is the result of a verification. A credential that does not verify is an answer
+// too (verified false, with the reason), not an error: checking credentials is what this
+// endpoint is for.
+type answer struct {
+	Verified    bool       `json:"verified"`
+	Method      string     `json:"method"`
+	Subject     string     `json:"subject"`
+	TrustDomain string     `json:"trust_domain"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+	// Agent is the directory's record of the subject, when the subject is a DID the
+	// directory lists; null otherwise (SPIFFE IDs are not indexed yet).
+	Agent *federation.Agent `json:"agent"`
+	// Reason says why the credential did not verify, or what a verified one does not
+	// prove; empty otherwise.
+	Reason string `json:"reason"`
+}
+
+// Handler serves POST /api/v1/verify: the credential comes in the body
+// ({"credential":{"type","token"}}) or, when the body has none, as a Bearer token.
+func Handler(v Verifier, dir Directory, log *slog.Logger) http.Handler {
+	mux := apigw.NewMux()
+	mux.HandleFunc("POST /api/v1/verify", func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		cred, err := readCredential(w, r)
+		if err != nil {
+			apigw.Error(w, r, log, err)
+			return
+		}
+		id, err := v.Verify(ctx, cred)
+		switch federation.ErrorCode(err) {
+		case "":
+		case federation.EUNAUTHORIZED:
+			log.InfoContext(ctx, "verify", "verified", false, "reason", federation.ErrorMessage(err), "cause", err.Error())
+			apigw.JSON(w, http.StatusOK, answer{Reason: federation.ErrorMessage(err)})
+			return
+		default:
+			apigw.Error(w, r, log, err)
+			return
+		}
+		a := answer{Verified: true, Method: id.Method, Subject: id.Subject, TrustDomain: id.TrustDomain, ExpiresAt: &id.ExpiresAt,
+			Reason: identity.Caveat(cred, id)}
+		if strings.HasPrefix(id.Subject, "did:") {
+			// The credential is spent (its jti claimed): a directory failure must not turn
+			// the verification into an error the caller could not retry.
+			agent, err := dir.Agent(ctx, id.Subject)
+			switch federation.ErrorCode(err) {
+			case "":
+				a.Agent = &agent
+			case federation.ENOTFOUND:
+			default:
+				log.WarnContext(ctx, "verify: agent lookup failed", "subject", id.Subject, "error", err.Error())
+			}
+		}
+		log.InfoContext(ctx, "verify", "verified", true, "method", id.Method, "subject", id.Subject, "agent", a.Agent != nil)
+		apigw.JSON(w, http.StatusOK, a)
+	})
+	return mux
+}
+
+// readCredential decodes the body's credential, or the Bearer token when the body has
+// none. Errors: EINVALID, ETOOLARGE.
+func readCredential(w http.ResponseWriter, r *http.Request) (federation.Credential, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return federation.Credential{}, federation.Errorf(federation.ETOOLARGE, "the body is larger than %d bytes", maxBody)
+		}
+		return federation.Credential{}, federation.Wrap(federation.EINVALID, err, "the body could not be read")
+	}
+	var req request
+	if len(strings.TrimSpace(string(body))) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || dec.More() {
+			return federation.Credential{}, federation.Errorf(federation.EINVALID, `the body is not {"credential":{"type":"...","token":"..."}}`)
+		}
+	}
+	if req.Credential == nil {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			return federation.Credential{}, federation.Errorf(federation.EINVALID,
+				`no credential: send {"credential":{"type":"...","token":"..."}} or an Authorization: Bearer token`)
+		}
+		return federation.Credential{Type: identity.TypeJWT, Token: strings.TrimSpace(token)}, nil
+	}
+	if strings.TrimSpace(req.Credential.Token) == "" {
+		return federation.Credential{}, federation.Errorf(federation.EINVALID, "credential.token is required")
+	}
+	return *req.Credential, nil
+}

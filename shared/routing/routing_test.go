@@ -1,0 +1,301 @@
+package routing_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/federation-gateway/gateway/infra/demo"
+	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/shared/config"
+	"github.com/federation-gateway/gateway/shared/delivery"
+	"github.com/federation-gateway/gateway/shared/directory"
+	"github.com/federation-gateway/gateway/shared/dynamo"
+	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/registry"
+	"github.com/federation-gateway/gateway/shared/routing"
+)
+
+const audience = "federation-gateway"
+
+// fixture is the demo federation synced into a fresh table, with the real verifier and
+// deliverer: what the route function runs, minus the HTTP API.
+type fixture struct {
+	fed       *demo.Federation
+	store     *dynamo.Store
+	ops       *localtest.Ops
+	verifier  *identity.Verifier
+	deliverer routing.Deliverer
+	jwks      []byte
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	seed, err := delivery.GenerateKeyJWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := delivery.NewSigner(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(signer.JWKS()) }))
+	t.Cleanup(gw.Close)
+	fed, err := demo.Start(ctx, demo.Options{GatewayURL: gw.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fed.Close() })
+
+	db, ops := localtest.CountingDynamoDB(t)
+	f := &fixture{fed: fed, store: dynamo.NewStore(db, localtest.Table(t)), ops: ops, jwks: signer.JWKS()}
+	doc, err := config.Parse(fed.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 5 * time.Second})
+	clients := map[string]registry.Client{}
+	for _, r := range doc.Registries {
+		if clients[r.ID], err = registry.New(r, httpClient, registry.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncer := directory.NewSyncer(f.store, doc.Registries, clients, directory.SyncOptions{}, logs.New(&bytes.Buffer{}, "error"))
+	if _, err := syncer.Run(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if f.verifier, err = identity.NewVerifier(identity.Options{Audience: audience, Replay: f.store.ReplayGuard()}); err != nil {
+		t.Fatal(err)
+	}
+	f.deliverer = delivery.ForRouting{D: delivery.New(httpClient, signer, audience)}
+	return f
+}
+
+func (f *fixture) router(t *testing.T, opts routing.Options) *routing.Router {
+	t.Helper()
+	if opts.DeliveryBudget == 0 {
+		opts.DeliveryBudget = 2 * time.Second
+	}
+	r, err := routing.New(f.verifier, f.store, f.deliverer, opts, logs.New(&bytes.Buffer{}, "error"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// token is a fresh credential of a demo agent with a did:key.
+func (f *fixture) token(t *testing.T, hrid string) federation.Credential {
+	t.Helper()
+	a := f.fed.Agent(hrid)
+	tok, err := demo.SignToken(a.Key, a.DID, audience, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return federation.Credential{Type: "jwt", Token: tok}
+}
+
+// The demo's cast: the weather bot (did:key, listed by alpha and beta, owned by alpha)
+// and a beta-only agent to send to.
+const sender = "acme/weather-bot"
+
+func (f *fixture) senderDID() string { return f.fed.Agent(sender).DID }
+
+func (f *fixture) betaTarget(t *testing.T) federation.Agent {
+	t.Helper()
+	for _, a := range f.fed.Agents() {
+		if len(a.Registries) == 1 && a.Registries[0] == demo.Beta && a.DID == "" && !a.ReplyWithTask {
+			agent, err := f.store.Agent(context.Background(), "did:agentvault:"+a.HumanReadableID)
+			if err == nil && agent.Status == federation.StatusActive {
+				return agent
+			}
+		}
+	}
+	t.Fatal("no beta-only agent in the demo")
+	return federation.Agent{}
+}
+
+func TestRouteDelivers(t *testing.T) {
+	f := newFixture(t)
+	r := f.router(t, routing.Options{})
+	target := f.betaTarget(t)
+	f.ops.Reset()
+	res, err := r.Route(context.Background(), federation.RouteRequest{
+		From: f.senderDID(), To: target.DID, Payload: json.RawMessage(`{"text":"hello from alpha"}`), MessageID: "m-1",
+	}, f.token(t, sender))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "delivered" || res.MessageID != "m-1" || res.TargetRegistry != demo.Beta || res.Fee != "0.01" {
+		t.Errorf("result = %+v", res)
+	}
+	// The target checked the gateway's signature against its published keys.
+	if !strings.Contains(string(res.Response), `"gateway_signature":"valid"`) {
+		t.Errorf("the target did not verify the gateway's signature: %s", res.Response)
+	}
+	// At most four DynamoDB calls: the jti claim, the parties, the admission, the record.
+	calls := 0
+	for _, op := range []string{"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems"} {
+		calls += f.ops.Calls(op)
+	}
+	if calls > 4 {
+		t.Errorf("a routed message made %d DynamoDB calls, want at most 4", calls)
+	}
+	ledger, err := f.store.Ledger(context.Background(), "m-1")
+	if err != nil || len(ledger) != 1 || ledger[0].Amount != "0.01" || ledger[0].Account != f.senderDID() {
+		t.Errorf("ledger = %+v, %v", ledger, err)
+	}
+}
+
+func TestRouteRefuses(t *testing.T) {
+	f := newFixture(t)
+	target := f.betaTarget(t)
+	payload := json.RawMessage(`{"text":"hi"}`)
+	other := ""
+	for _, a := range f.fed.Agents() {
+		if a.Key != nil && a.HumanReadableID != sender {
+			other = a.HumanReadableID
+		}
+	}
+	tests := []struct {
+		name string
+		opts routing.Options
+		req  federation.RouteRequest
+		cred func() federation.Credential
+		code string
+	}{
+		{"no credential", routing.Options{}, federation.RouteRequest{From: f.senderDID(), To: target.DID, Payload: payload},
+			func() federation.Credential { return federation.Credential{} }, federation.EUNAUTHORIZED},
+		{"forged credential", routing.Options{}, federation.RouteRequest{From: f.senderDID(), To: target.DID, Payload: payload},
+			func() federation.Credential {
+				c := f.token(t, sender)
+				c.Token = c.Token[:len(c.Token)-4] + "AAAA"
+				return c
+			}, federation.EUNAUTHORIZED},
+		{"someone else's identity", routing.Options{}, federation.RouteRequest{From: f.senderDID(), To: target.DID, Payload: payload},
+			func() federation.Credential { return f.token(t, other) }, federation.EFORBIDDEN},
+		{"policy", routing.Options{Allow: []string{"beta->alpha"}}, federation.RouteRequest{From: f.senderDID(), To: target.DID, Payload: payload},
+			func() federation.Credential { return f.token(t, sender) }, federation.EFORBIDDEN},
+		{"wrong source registry", routing.Options{}, federation.RouteRequest{From: f.senderDID(), To: target.DID, Payload: payload, SourceRegistry: "beta"},
+			func() federation.Credential { return f.token(t, sender) }, federation.EFORBIDDEN},
+		{"unknown target", routing.Options{}, federation.RouteRequest{From: f.senderDID(), To: "did:agentvault:nobody/here", Payload: payload},
+			func() federation.Credential { return f.token(t, sender) }, federation.ENOTFOUND},
+		{"too large", routing.Options{}, federation.RouteRequest{From: f.senderDID(), To: target.DID,
+			Payload: json.RawMessage(`"` + strings.Repeat("x", routing.MaxPayload) + `"`)},
+			func() federation.Credential { return f.token(t, sender) }, federation.ETOOLARGE},
+		{"not JSON", routing.Options{}, federation.RouteRequest{From: f.senderDID(), To: target.DID, Payload: json.RawMessage(`{`)},
+			func() federation.Credential { return f.token(t, sender) }, federation.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.router(t, tt.opts).Route(context.Background(), tt.req, tt.cred())
+			if got := federation.ErrorCode(err); got != tt.code {
+				t.Errorf("err = %v (%s), want %s", err, got, tt.code)
+			}
+		})
+	}
+}
+
+func TestRouteIdempotentAndRateLimited(t *testing.T) {
+	f := newFixture(t)
+	target := f.betaTarget(t)
+	r := f.router(t, routing.Options{AgentRate: 3})
+	req := federation.RouteRequest{From: f.senderDID(), To: target.DID, Payload: json.RawMessage(`{"n":1}`), MessageID: "dup-1"}
+	first, err := r.Route(context.Background(), req, f.token(t, sender))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.Route(context.Background(), req, f.token(t, sender))
+	if err != nil || !again.Duplicate || string(again.Response) != string(first.Response) {
+		t.Errorf("a repeat: %+v, %v", again, err)
+	}
+	req.Payload = json.RawMessage(`{"n":2}`)
+	if _, err := r.Route(context.Background(), req, f.token(t, sender)); federation.ErrorCode(err) != federation.ECONFLICT {
+		t.Errorf("same ID, other content: %v", err)
+	}
+	// The limit counts admitted messages: two more fit in this minute, the next does not.
+	for i := range 3 {
+		req := federation.RouteRequest{From: f.senderDID(), To: target.DID, Payload: json.RawMessage(`{}`), MessageID: fmt.Sprint("rl-", i)}
+		_, err := r.Route(context.Background(), req, f.token(t, sender))
+		if i < 2 && err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if i == 2 && federation.ErrorCode(err) != federation.ERATELIMITED {
+			t.Errorf("message over the limit: %v", err)
+		}
+	}
+}
+
+// Fifty concurrent sends of one message ID deliver it once; every caller gets the result.
+func TestConcurrentDuplicates(t *testing.T) {
+	f := newFixture(t)
+	target := f.betaTarget(t)
+	// The target, behind a proxy that counts what reaches it.
+	var deliveries atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		deliveries.Add(1)
+		out, err := http.Post(target.Endpoint, req.Header.Get("Content-Type"), req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer out.Body.Close()
+		w.Header().Set("Content-Type", out.Header.Get("Content-Type"))
+		w.WriteHeader(out.StatusCode)
+		_, _ = io.Copy(w, out.Body)
+	}))
+	defer proxy.Close()
+	counted := target
+	counted.DID, counted.Endpoint, counted.SourceID = "did:agentvault:test/counted", proxy.URL, "counted"
+	if _, err := f.store.PutAgent(context.Background(), counted, registry.Known{}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	r := f.router(t, routing.Options{})
+	req := federation.RouteRequest{From: f.senderDID(), To: counted.DID, Payload: json.RawMessage(`{"once":true}`), MessageID: "fifty"}
+	var wg sync.WaitGroup
+	var ok, dup atomic.Int32
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := r.Route(context.Background(), req, f.token(t, sender))
+			if err != nil {
+				errs <- err
+				return
+			}
+			ok.Add(1)
+			if res.Duplicate {
+				dup.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a concurrent send failed: %v", err)
+	}
+	if n := deliveries.Load(); n != 1 {
+		t.Errorf("the target received %d deliveries, want 1", n)
+	}
+	if ok.Load() != 50 || dup.Load() != 49 {
+		t.Errorf("%d answered, %d as duplicates; want 50 and 49", ok.Load(), dup.Load())
+	}
+	ledger, _ := f.store.Ledger(context.Background(), "fifty")
+	if len(ledger) != 1 {
+		t.Errorf("%d ledger entries, want 1", len(ledger))
+	}
+}
