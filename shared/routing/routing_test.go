@@ -16,9 +16,7 @@ import (
 
 	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/infra/localtest"
-	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/delivery"
-	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
@@ -43,7 +41,6 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx := context.Background()
 	seed, err := delivery.GenerateKeyJWK()
 	if err != nil {
 		t.Fatal(err)
@@ -54,29 +51,9 @@ func newFixture(t *testing.T) *fixture {
 	}
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(signer.JWKS()) }))
 	t.Cleanup(gw.Close)
-	fed, err := demo.Start(ctx, demo.Options{GatewayURL: gw.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fed.Close() })
-
-	db, ops := localtest.CountingDynamoDB(t)
-	f := &fixture{fed: fed, store: dynamo.NewStore(db, localtest.Table(t)), ops: ops, jwks: signer.JWKS()}
-	doc, err := config.Parse(fed.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fed, store, ops := localtest.Federation(t, gw.URL)
+	f := &fixture{fed: fed, store: store, ops: ops, jwks: signer.JWKS()}
 	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 5 * time.Second})
-	clients := map[string]registry.Client{}
-	for _, r := range doc.Registries {
-		if clients[r.ID], err = registry.New(r, httpClient, registry.Options{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	syncer := directory.NewSyncer(f.store, doc.Registries, clients, directory.SyncOptions{}, logs.New(&bytes.Buffer{}, "error"))
-	if _, err := syncer.Run(ctx, "test"); err != nil {
-		t.Fatal(err)
-	}
 	if f.verifier, err = identity.NewVerifier(identity.Options{Audience: audience, Replay: f.store.ReplayGuard()}); err != nil {
 		t.Fatal(err)
 	}

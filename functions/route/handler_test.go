@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/federation-gateway/gateway/infra/demo"
+	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/delivery"
+	"github.com/federation-gateway/gateway/shared/directory"
+	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/routing"
+)
+
+func loadEvent(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(localtest.RepoRoot(t), "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return ev
+}
+
+// handler wires the route function as main does, over the demo federation synced into a
+// table of the local endpoint.
+func handler(t *testing.T, opts routing.Options) (apigw.LambdaHandler, *demo.Federation) {
+	t.Helper()
+	signer, err := SignerFromSeed(strings.Repeat("s", 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(signer.JWKS()) }))
+	t.Cleanup(keys.Close)
+	fed, store, _ := localtest.Federation(t, keys.URL)
+	log := logs.New(&bytes.Buffer{}, "error")
+	verifier, err := identity.NewVerifier(identity.Options{Audience: "federation-gateway", Replay: store.ReplayGuard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 5 * time.Second})
+	opts.Caveat = identity.Caveat
+	router, err := routing.New(verifier, store, delivery.ForRouting{D: delivery.New(httpClient, signer, "federation-gateway")}, opts, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := directory.NewDiscoverer(store, []federation.Registry{{ID: "alpha"}, {ID: "beta"}}, []byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := delivery.GatewayCard("https://gateway.example", "federation-gateway")
+	cardJSON, _ := json.Marshal(card)
+	gw := Gateway{A2A: delivery.NewA2AHandler(A2ARouter{router}, card), Card: cardJSON, JWKS: signer.JWKS()}
+	return apigw.Lambda(Handler(router, d, gw, log), log), fed
+}
+
+// token signs a fresh credential of a demo agent.
+func token(t *testing.T, fed *demo.Federation, hrid string) string {
+	t.Helper()
+	a := fed.Agent(hrid)
+	tok, err := demo.SignToken(a.Key, a.DID, "federation-gateway", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestRoute(t *testing.T) {
+	h, fed := handler(t, routing.Options{AgentRate: 3})
+	ctx := context.Background()
+	send := func(ev events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+		t.Helper()
+		resp, err := h(ctx, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	ev := loadEvent(t, "route.json")
+	ev.Headers["authorization"] = "Bearer " + token(t, fed, "acme/weather-bot")
+	resp := send(ev)
+	var res struct {
+		Status, MessageID, TargetRegistry, Fee string
+		Response                              json.RawMessage
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &res) != nil {
+		t.Fatalf("route.json: %d %s", resp.StatusCode, resp.Body)
+	}
+	if !strings.Contains(resp.Body, `"status":"delivered"`) || !strings.Contains(resp.Body, `"gateway_signature":"valid"`) {
+		t.Errorf("route.json: %s", resp.Body)
+	}
+
+	// The same message again, with a fresh token: the first result, no second delivery.
+	ev.Headers["authorization"] = "Bearer " + token(t, fed, "acme/weather-bot")
+	if again := send(ev); again.StatusCode != 200 || !strings.Contains(again.Body, `"duplicate":true`) {
+		t.Errorf("a repeat: %d %s", again.StatusCode, again.Body)
+	}
+	// The token of the repeat, used again for another message, is a replay.
+	ev.Body = strings.Replace(ev.Body, "sample-0001", "sample-0002", 1)
+	if r := send(ev); r.StatusCode != 401 || !strings.Contains(r.Body, "replayed") {
+		t.Errorf("a replayed token: %d %s", r.StatusCode, r.Body)
+	}
+
+	tests := []struct {
+		name   string
+		event  func() events.APIGatewayV2HTTPRequest
+		status int
+		header string
+	}{
+		{"no credential", func() events.APIGatewayV2HTTPRequest { return loadEvent(t, "route-unauthorized.json") }, 401, "Www-Authenticate"},
+		{"not JSON", func() events.APIGatewayV2HTTPRequest {
+			e := loadEvent(t, "route.json")
+			e.Headers["authorization"], e.Body = "Bearer "+token(t, fed, "acme/weather-bot"), "{"
+			return e
+		}, 400, ""},
+		{"too large", func() events.APIGatewayV2HTTPRequest {
+			e := loadEvent(t, "route.json")
+			e.Headers["authorization"] = "Bearer " + token(t, fed, "acme/weather-bot")
+			e.Body = `{"from":"x","to":"y","payload":"` + strings.Repeat("x", maxBody) + `"}`
+			return e
+		}, 413, ""},
+		{"unknown target", func() events.APIGatewayV2HTTPRequest {
+			e := loadEvent(t, "route.json")
+			e.Headers["authorization"] = "Bearer " + token(t, fed, "acme/weather-bot")
+			e.Body = strings.Replace(strings.Replace(e.Body, "textkit/mirror", "nobody/here", 1), "sample-0001", "nf-1", 1)
+			return e
+		}, 404, ""},
+		{"rate limited", func() events.APIGatewayV2HTTPRequest {
+			e := loadEvent(t, "route.json")
+			e.Headers["authorization"] = "Bearer " + token(t, fed, "acme/weather-bot")
+			e.Body = strings.Replace(e.Body, "sample-0001", "rl-3", 1)
+			return e
+		}, 429, "Retry-After"},
+	}
+	// Two more messages fill this minute's limit of three for the sender.
+	for _, id := range []string{"rl-1", "rl-2"} {
+		e := loadEvent(t, "route.json")
+		e.Headers["authorization"] = "Bearer " + token(t, fed, "acme/weather-bot")
+		e.Body = strings.Replace(e.Body, "sample-0001", id, 1)
+		if r := send(e); r.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", id, r.StatusCode, r.Body)
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := send(tt.event())
+			if r.StatusCode != tt.status || r.Headers["Content-Type"] != apigw.ProblemContentType {
+				t.Errorf("%d %v %s", r.StatusCode, r.Headers, r.Body)
+			}
+			if tt.header != "" && r.Headers[tt.header] == "" {
+				t.Errorf("no %s header: %v", tt.header, r.Headers)
+			}
+		})
+	}
+}
+
+func TestBroadcastAndCard(t *testing.T) {
+	h, fed := handler(t, routing.Options{})
+	ev := loadEvent(t, "broadcast.json")
+	ev.Headers["authorization"] = "Bearer " + token(t, fed, "acme/weather-bot")
+	resp, err := h(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res routing.BroadcastResult
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &res) != nil {
+		t.Fatalf("broadcast.json: %d %s", resp.StatusCode, resp.Body)
+	}
+	if res.Recipients < 2 || res.Delivered != res.Recipients || len(res.Failed) != 0 || res.BroadcastID == "" {
+		t.Errorf("broadcast: %+v", res)
+	}
+
+	card, err := h(context.Background(), loadEvent(t, "agent-card.json"))
+	if err != nil || card.StatusCode != 200 || !strings.Contains(card.Body, `"protocolBinding":"JSONRPC"`) || !strings.Contains(card.Body, "https://gateway.example/a2a") {
+		t.Errorf("agent card: %d %s %v", card.StatusCode, card.Body, err)
+	}
+}
