@@ -99,7 +99,7 @@ func TestRoute(t *testing.T) {
 	resp := send(ev)
 	var res struct {
 		Status, MessageID, TargetRegistry, Fee string
-		Response                              json.RawMessage
+		Response                               json.RawMessage
 	}
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &res) != nil {
 		t.Fatalf("route.json: %d %s", resp.StatusCode, resp.Body)
