@@ -78,10 +78,11 @@ func Start(ctx context.Context, opts Options) (_ *Federation, err error) {
 	f := &Federation{AgentsURL: "http://" + ln.Addr().String(), agentsDone: make(chan struct{}), gatewayURL: opts.GatewayURL}
 	f.agents = newAgents(f.AgentsURL)
 	if opts.GatewayURL != "" {
-		checker := &signatureChecker{jwksURL: strings.TrimRight(opts.GatewayURL, "/") + "/.well-known/jwks.json"}
+		checker := &signatureChecker{jwksURL: strings.TrimRight(opts.GatewayURL, "/") + "/.well-known/jwks.json", client: &http.Client{Timeout: 2 * time.Second}}
 		for _, a := range f.agents {
 			a.checker = checker
 		}
+		go checker.prefetch(f.agentsDone)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", agentsHandler(f.agents, logger))

@@ -15,8 +15,13 @@ import (
 
 // signatureChecker does what a careful target agent does with a message a federation
 // gateway forwards: it checks the gateway's signature against the gateway's published keys.
+//
+// It fetches the keys ahead, in the background, as soon as the gateway answers: the local
+// stack runs one process per function, so a fetch from inside a delivery, which the
+// gateway's route function is busy with, would wait for that same function.
 type signatureChecker struct {
 	jwksURL string
+	client  *http.Client
 
 	mu      sync.Mutex
 	jwks    []byte
@@ -58,7 +63,7 @@ func (c *signatureChecker) keys(ctx context.Context, refresh bool) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("fetch the gateway's keys: %w", err)
 	}
@@ -69,4 +74,21 @@ func (c *signatureChecker) keys(ctx context.Context, refresh bool) ([]byte, erro
 	}
 	c.jwks, c.fetched = body, time.Now()
 	return body, nil
+}
+
+// prefetch fetches the keys until it has them or done is closed.
+func (c *signatureChecker) prefetch(done <-chan struct{}) {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := c.keys(ctx, false)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }
