@@ -76,6 +76,13 @@ func (c *signatureChecker) keys(ctx context.Context, refresh bool) ([]byte, erro
 	return body, nil
 }
 
+// ready reports whether the keys have been fetched.
+func (c *signatureChecker) ready() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.jwks != nil
+}
+
 // prefetch fetches the keys until it has them or done is closed.
 func (c *signatureChecker) prefetch(done <-chan struct{}) {
 	for {
@@ -88,7 +95,7 @@ func (c *signatureChecker) prefetch(done <-chan struct{}) {
 		select {
 		case <-done:
 			return
-		case <-time.After(time.Second):
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

@@ -162,13 +162,21 @@ func New(v Verifier, s Store, d Deliverer, opts Options, log *slog.Logger) (*Rou
 // EUNAUTHORIZED (no valid credential), EFORBIDDEN (identity or policy), EINVALID,
 // ETOOLARGE, ENOTFOUND (no such target), ECONFLICT (the message ID was used for other
 // content), ERATELIMITED, EUNAVAILABLE (the delivery failed).
+// An empty From is the verified subject.
 func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred federation.Credential) (federation.RouteResult, error) {
+	from := req.From
+	if from == "" {
+		req.From = "-" // checked again once the caller is known
+	}
 	if err := validate(req); err != nil {
 		return federation.RouteResult{}, err
 	}
 	id, err := r.verify(ctx, cred)
 	if err != nil {
 		return federation.RouteResult{}, err
+	}
+	if from == "" {
+		req.From = id.Subject
 	}
 	sender, target, err := r.parties(ctx, req)
 	if err != nil {

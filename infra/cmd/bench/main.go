@@ -1,6 +1,7 @@
 // Command bench measures what a Lambda cold start and deployment cost for each function of
 // template.yaml, beside the smallest aws-lambda-go function (infra/benchdata/hello) built
-// the same way, and what the directory's sync and discovery cost (make bench):
+// the same way, what the directory's sync and discovery cost, and what a routed message
+// costs (make bench):
 //
 //   - cold start: exec of the bootstrap until its first Runtime API poll, and until the
 //     answer to one invocation, each run against the local AWS endpoint with the function's
@@ -8,7 +9,12 @@
 //   - size of the bootstrap `make build` deploys;
 //   - directory: DynamoDB items written, DynamoDB calls and registry requests of syncs of an
 //     AgentVault v1 and an AgentVault v2 registry as none, 1 % or all of their cards change,
-//     and items read per result by discovery over both (-only runs one section).
+//     and items read per result by discovery over both;
+//   - routing: latency of a message routed through the local stack (the HTTP API, the
+//     route function as a Lambda process) and through the in-process Router, beside the
+//     same message sent straight to the agent with a2a-go; DynamoDB calls per routed
+//     message; routed messages per second with the rate limits raised (-only runs one
+//     section).
 //
 // It reports each figure against its goal and exits 0 whether or not the goals are met;
 // it fails only when it cannot measure. Run it from the module root.
@@ -39,6 +45,7 @@ const (
 const (
 	sectionColdStart = "coldstart"
 	sectionDirectory = "directory"
+	sectionRouting   = "routing"
 )
 
 // options are the command line's.
@@ -48,7 +55,10 @@ type options struct {
 	timeout      time.Duration
 	coldStart    bool
 	directory    bool
+	routing      bool
 	agents       int // per registry in the directory section
+	requests     int // per path in the routing section's latency runs
+	messages     int // per path in the routing section's throughput runs
 }
 
 func main() {
@@ -57,18 +67,23 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "time limit of one run")
 	flag.StringVar(&o.tmpl, "template", "template.yaml", "the SAM template")
 	flag.StringVar(&o.config, "config", "infra/config.local.json", "the gateway configuration document to provision")
-	only := flag.String("only", "", "run one section only: "+sectionColdStart+" (cold start, binary size) or "+sectionDirectory+" (sync, discovery)")
+	only := flag.String("only", "", "run one section only: "+sectionColdStart+" (cold start, binary size), "+sectionDirectory+
+		" (sync, discovery) or "+sectionRouting+" (latency, DynamoDB calls and throughput of routed messages)")
 	flag.IntVar(&o.agents, "agents", 5000, "agents in each of the directory section's two registries")
+	flag.IntVar(&o.requests, "requests", 200, "sequential requests of each path in the routing section's latency runs")
+	flag.IntVar(&o.messages, "messages", 500, "messages of each path in the routing section's throughput runs")
 	flag.Parse()
 	switch *only {
 	case "":
-		o.coldStart, o.directory = true, true
+		o.coldStart, o.directory, o.routing = true, true, true
 	case sectionColdStart:
 		o.coldStart = true
 	case sectionDirectory:
 		o.directory = true
+	case sectionRouting:
+		o.routing = true
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want %s or %s\n", *only, sectionColdStart, sectionDirectory)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want %s, %s or %s\n", *only, sectionColdStart, sectionDirectory, sectionRouting)
 		os.Exit(2)
 	}
 
@@ -86,6 +101,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.agents < 100 {
 		return fmt.Errorf("-agents %d: want at least 100, so that 1 %% of them is a card", o.agents)
+	}
+	if o.requests < 1 || o.messages < 1 {
+		return fmt.Errorf("-requests %d, -messages %d: want at least 1 each", o.requests, o.messages)
 	}
 	doc, err := os.ReadFile(o.config)
 	if err != nil {
@@ -116,12 +134,14 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
-	ep, err := localstack.Start("127.0.0.1:0")
-	if err != nil {
-		return err
+	var ep *localstack.Endpoint
+	if o.coldStart || o.directory {
+		if ep, err = localstack.Start("127.0.0.1:0"); err != nil {
+			return err
+		}
+		defer ep.Close()
+		progress("local AWS endpoint on %s", ep.URL)
 	}
-	defer ep.Close()
-	progress("local AWS endpoint on %s", ep.URL)
 
 	var cold results
 	if o.coldStart {
@@ -139,6 +159,14 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("directory: %w", err)
 		}
 	}
+	var rt routingResults
+	if o.routing {
+		// The routing section runs a stack of its own: the demo federation needs its API's
+		// address before it starts, and the stack its configuration.
+		if rt, err = benchRouting(ctx, o.tmpl, o.requests, o.messages); err != nil {
+			return fmt.Errorf("routing: %w", err)
+		}
+	}
 
 	header(os.Stdout)
 	if o.coldStart {
@@ -146,6 +174,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.directory {
 		reportDirectory(os.Stdout, dir)
+	}
+	if o.routing {
+		reportRouting(os.Stdout, rt)
 	}
 	fmt.Fprintln(os.Stdout, "\nA goal missed is reported (OVER), never a failure of the benchmark.")
 	return nil
