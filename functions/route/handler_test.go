@@ -26,7 +26,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/routing"
 )
 
-func loadEvent(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
+func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(localtest.RepoRoot(t), "events", name))
 	if err != nil {
@@ -41,7 +41,7 @@ func loadEvent(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
 
 // handler wires the route function as main does, over the demo federation synced into a
 // table of the local endpoint.
-func handler(t *testing.T, opts routing.Options) (apigw.LambdaHandler, *demo.Federation) {
+func handler(t testing.TB, opts routing.Options) (apigw.LambdaHandler, *demo.Federation) {
 	t.Helper()
 	signer, err := SignerFromSeed(strings.Repeat("s", 64))
 	if err != nil {
@@ -72,7 +72,7 @@ func handler(t *testing.T, opts routing.Options) (apigw.LambdaHandler, *demo.Fed
 }
 
 // token signs a fresh credential of a demo agent.
-func token(t *testing.T, fed *demo.Federation, hrid string) string {
+func token(t testing.TB, fed *demo.Federation, hrid string) string {
 	t.Helper()
 	a := fed.Agent(hrid)
 	tok, err := demo.SignToken(a.Key, a.DID, "federation-gateway", time.Minute)
@@ -192,4 +192,27 @@ func TestBroadcastAndCard(t *testing.T) {
 	if err != nil || card.StatusCode != 200 || !strings.Contains(card.Body, `"protocolBinding":"JSONRPC"`) || !strings.Contains(card.Body, "https://gateway.example/a2a") {
 		t.Errorf("agent card: %d %s %v", card.StatusCode, card.Body, err)
 	}
+}
+
+// FuzzRouteBody: no body, whatever it holds, crashes the route or broadcast handler or
+// gets a 5xx other than a failed delivery (502).
+func FuzzRouteBody(f *testing.F) {
+	for _, seed := range []string{
+		`{"from":"did:key:z6MkhYc9Ubv6m5Cc2nmuX2Ahk1HEuGNJmpwRmc6JKPjvwgDd","to":"did:agentvault:textkit/mirror","payload":{"a":1}}`,
+		`{"to":"did:agentvault:textkit/mirror","payload":"x","message_id":"a#b"}`,
+		`{"from":1}`, `[]`, `null`, `{"payload":{"deep":[[[[[]]]]]}}`, `{"criteria":{"capability":["echo"]},"payload":{}}`,
+	} {
+		f.Add(seed)
+	}
+	h, fed := handler(f, routing.Options{AgentRate: 1 << 20, GlobalRate: 1 << 20})
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, name := range []string{"route.json", "broadcast.json"} {
+			ev := loadEvent(t, name)
+			ev.Headers["authorization"], ev.Body = "Bearer "+token(t, fed, "acme/weather-bot"), body
+			resp, err := h(context.Background(), ev)
+			if err != nil || (resp.StatusCode >= 500 && resp.StatusCode != 502) {
+				t.Fatalf("%s with %q: %d %s %v", name, body, resp.StatusCode, resp.Body, err)
+			}
+		}
+	})
 }

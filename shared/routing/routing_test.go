@@ -276,3 +276,50 @@ func TestConcurrentDuplicates(t *testing.T) {
 		t.Errorf("%d ledger entries, want 1", len(ledger))
 	}
 }
+
+// A target that is down, slow or answers garbage is EUNAVAILABLE (a 502), and the failed
+// delivery is recorded; the sender is charged nothing.
+func TestRouteDeliveryFailures(t *testing.T) {
+	f := newFixture(t)
+	base := f.betaTarget(t)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("<html>not an agent</html>"))
+	}))
+	defer garbage.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+
+	r := f.router(t, routing.Options{DeliveryBudget: 500 * time.Millisecond})
+	for name, endpoint := range map[string]string{"down": downURL, "slow": slow.URL, "garbage": garbage.URL} {
+		t.Run(name, func(t *testing.T) {
+			a := base
+			a.DID, a.SourceID, a.Endpoint = "did:agentvault:test/"+name, name, endpoint
+			if _, err := f.store.PutAgent(context.Background(), a, registry.Known{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_, err := r.Route(context.Background(), federation.RouteRequest{From: f.senderDID(), To: a.DID, Payload: json.RawMessage(`{}`), MessageID: "fail-" + name}, f.token(t, sender))
+			if federation.ErrorCode(err) != federation.EUNAVAILABLE || !strings.Contains(err.Error(), a.DID) {
+				t.Fatalf("err = %v", err)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("the failure took %s; the budget is 500ms", d)
+			}
+			c, err := f.store.Claim(context.Background(), "fail-"+name)
+			if err != nil || c.Status != routing.ClaimFailed || c.Reason == "" {
+				t.Errorf("record: %+v, %v", c, err)
+			}
+			if l, _ := f.store.Ledger(context.Background(), "fail-"+name); len(l) != 0 {
+				t.Errorf("a failed delivery was charged: %+v", l)
+			}
+		})
+	}
+}

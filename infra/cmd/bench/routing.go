@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go/middleware"
+	smlogging "github.com/aws/smithy-go/logging"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/federation-gateway/gateway/infra/demo"
@@ -222,8 +224,8 @@ func (b *routingBench) setUp(ctx context.Context, tmplPath string) error {
 		// Not the .build/host of `make run`, whose binaries may be running.
 		BuildDir:       filepath.Join(dir, "host"),
 		Functions:      []string{"SyncFunction", "RouteFunction"},
-		Log:            io.Discard,
-		QuietFunctions: true,
+		Log:            debugLog(),
+		QuietFunctions: false,
 		// The template's schedule (every minute) would sync in the middle of a run.
 		ScheduleEvery: time.Hour,
 	})
@@ -316,7 +318,10 @@ func (b *routingBench) sync(ctx context.Context) error {
 func (b *routingBench) inProcess(ctx context.Context) error {
 	table := b.stack.Template.Tables[0].Name
 	b.ops, b.timer = &localtest.Ops{}, &opTimer{took: map[string]time.Duration{}}
-	db := localtest.CountOps(b.timer.wrap(dynamo.NewClient(devstack.LocalAWSConfig(b.stack.EndpointURL), true)), b.ops)
+	awscfg := devstack.LocalAWSConfig(b.stack.EndpointURL)
+	awscfg.ClientLogMode = aws.LogRetries
+	awscfg.Logger = smlogging.NewStandardLogger(os.Stderr)
+	db := localtest.CountOps(b.timer.wrap(dynamo.NewClient(awscfg, true)), b.ops)
 	store := dynamo.NewStore(db, table)
 	verifier, err := identity.NewVerifier(identity.Options{Audience: b.audience, Replay: store.ReplayGuard()})
 	if err != nil {
@@ -549,12 +554,20 @@ type routePath struct {
 
 // paths are the latency section's, in the order the warm-up needs.
 func (b *routingBench) paths() []routePath {
-	return []routePath{
+	all := []routePath{
 		{pathDirect, b.sendDirect},
 		{pathInProcess, b.routeInProcess},
 		{pathStackHop, b.stackHop},
 		{pathStack, b.routeStack},
 	}
+	if v := os.Getenv("DBG_PATHS"); v != "" {
+		var out []routePath
+		for _, c := range v {
+			out = append(out, all[c-'0'])
+		}
+		return out
+	}
+	return all
 }
 
 // latency sends n requests of each path one at a time, the paths taking turns (and
@@ -733,3 +746,5 @@ func (t *timedDeliverer) Deliver(ctx context.Context, endpoint string, m routing
 
 func (t *timedDeliverer) reset()               { t.took.Store(0) }
 func (t *timedDeliverer) total() time.Duration { return time.Duration(t.took.Load()) }
+
+func debugLog() io.Writer { f, _ := os.Create("/tmp/stack.log"); return f }
