@@ -24,6 +24,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/registry"
 	"github.com/federation-gateway/gateway/shared/routing"
 )
 
@@ -68,9 +69,18 @@ func main() {
 	if err != nil {
 		fail("verifier", err)
 	}
+	clients, err := registry.NewClients(ctx, cfg.Registries, httpClient, registry.Options{},
+		func(ctx context.Context, name string) (string, error) { return config.Secret(ctx, sm, name) })
+	if err != nil {
+		fail("registries", err)
+	}
+	order := make([]string, len(cfg.Registries))
+	for i, r := range cfg.Registries {
+		order[i] = r.ID
+	}
 	router, err := routing.New(verifier, store, delivery.ForRouting{D: delivery.New(httpClient, signer, cfg.Gateway.ID)}, routing.Options{
 		Allow: cfg.Policy.Allow, AgentRate: cfg.Policy.AgentRate, GlobalRate: cfg.Policy.GlobalRate, Fee: cfg.Policy.RoutingFee,
-		Caveat: identity.Caveat,
+		Caveat: identity.Caveat, Lookup: routing.RegistryLookup(clients, order, store),
 	}, log)
 	if err != nil {
 		fail("router", err)

@@ -27,23 +27,11 @@ func main() {
 	sm := secretsmanager.NewFromConfig(awsCfg)
 	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: cfg.AllowPrivateNetworks})
 
-	clients := map[string]registry.Client{}
-	for _, reg := range cfg.Registries {
-		opts := registry.Options{Concurrency: cfg.Sync.Concurrency}
-		if reg.CredentialsSecret != "" {
-			token, err := config.Secret(ctx, sm, reg.CredentialsSecret)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "registry %s: %v\n", reg.ID, err)
-				os.Exit(1)
-			}
-			opts.Credential = token
-		}
-		c, err := registry.New(reg, httpClient, opts)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "registry %s: %v\n", reg.ID, err)
-			os.Exit(1)
-		}
-		clients[reg.ID] = c
+	clients, err := registry.NewClients(ctx, cfg.Registries, httpClient, registry.Options{Concurrency: cfg.Sync.Concurrency},
+		func(ctx context.Context, name string) (string, error) { return config.Secret(ctx, sm, name) })
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	syncer := directory.NewSyncer(store, cfg.Registries, clients, directory.SyncOptions{

@@ -323,3 +323,42 @@ func TestRouteDeliveryFailures(t *testing.T) {
 		})
 	}
 }
+
+// A target the directory lacks is looked up in the registries by its ID, stored, and
+// routed to; one no registry knows is a 404.
+func TestRouteTargetedLookup(t *testing.T) {
+	f := newFixture(t)
+	known := f.betaTarget(t)
+	// A static registry (a JSON document of cards) that lists one agent the sync never saw.
+	card := fmt.Sprintf(`[{"humanReadableId":"late/comer","name":"Late Comer","url":%q,"skills":[{"id":"echo","name":"Echo"}]}]`, known.Endpoint)
+	var lookups atomic.Int32
+	static := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		lookups.Add(1)
+		_, _ = w.Write([]byte(card))
+	}))
+	defer static.Close()
+	client, err := registry.New(federation.Registry{ID: "gamma", Kind: federation.KindStatic, URL: static.URL}, outbound.NewClient(outbound.Options{AllowPrivate: true}), registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.router(t, routing.Options{Lookup: routing.RegistryLookup(map[string]registry.Client{"gamma": client}, []string{"gamma"}, f.store)})
+
+	res, err := r.Route(context.Background(), federation.RouteRequest{From: f.senderDID(), To: "did:agentvault:late/comer", Payload: json.RawMessage(`{}`)}, f.token(t, sender))
+	if err != nil || res.TargetRegistry != "gamma" {
+		t.Fatalf("route to an agent found by lookup: %+v, %v", res, err)
+	}
+	if a, err := f.store.Agent(context.Background(), "did:agentvault:late/comer"); err != nil || a.Registry != "gamma" {
+		t.Errorf("the agent found was not stored: %+v, %v", a, err)
+	}
+	before := lookups.Load()
+	if _, err := r.Route(context.Background(), federation.RouteRequest{From: f.senderDID(), To: "did:agentvault:late/comer", Payload: json.RawMessage(`{}`)}, f.token(t, sender)); err != nil {
+		t.Fatal(err)
+	}
+	if lookups.Load() != before {
+		t.Error("a stored agent was looked up again")
+	}
+	_, err = r.Route(context.Background(), federation.RouteRequest{From: f.senderDID(), To: "did:agentvault:never/heard", Payload: json.RawMessage(`{}`)}, f.token(t, sender))
+	if federation.ErrorCode(err) != federation.ENOTFOUND {
+		t.Errorf("an agent no registry knows: %v", err)
+	}
+}

@@ -321,7 +321,7 @@ func (b *routingBench) inProcess(ctx context.Context) error {
 	awscfg := devstack.LocalAWSConfig(b.stack.EndpointURL)
 	awscfg.ClientLogMode = aws.LogRetries
 	awscfg.Logger = smlogging.NewStandardLogger(os.Stderr)
-	db := localtest.CountOps(b.timer.wrap(dynamo.NewClient(awscfg, true)), b.ops)
+	db := localtest.CountOps(b.timer.wrap(dbgAttempts(dynamo.NewClient(awscfg, true))), b.ops)
 	store := dynamo.NewStore(db, table)
 	verifier, err := identity.NewVerifier(identity.Options{Audience: b.audience, Replay: store.ReplayGuard()})
 	if err != nil {
@@ -710,6 +710,21 @@ func (t *opTimer) wrap(client *dynamodb.Client) *dynamodb.Client {
 					t.mu.Unlock()
 					return out, md, err
 				}), middleware.Before)
+		})
+	})
+}
+
+func dbgAttempts(client *dynamodb.Client) *dynamodb.Client {
+	return dynamodb.New(client.Options(), func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("dbgAttempt",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					out, md, err := next.HandleFinalize(ctx, in)
+					if err != nil {
+						fmt.Fprintf(os.Stderr, "ATTEMPT ERROR %s: %#v\n  %v\n", middleware.GetOperationName(ctx), err, err)
+					}
+					return out, md, err
+				}), middleware.After)
 		})
 	})
 }
