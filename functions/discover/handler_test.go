@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,17 +18,9 @@ import (
 	"github.com/federation-gateway/gateway/shared/registry"
 )
 
-func loadEvent(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
+func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(localtest.RepoRoot(t), "events", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return ev
+	return localtest.HTTPEvent(t, name)
 }
 
 func TestHandler(t *testing.T) {

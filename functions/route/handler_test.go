@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,15 +26,7 @@ import (
 
 func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(localtest.RepoRoot(t), "events", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return ev
+	return localtest.HTTPEvent(t, name)
 }
 
 // handler wires the route function as main does, over the demo federation synced into a

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -18,19 +16,9 @@ import (
 	"github.com/federation-gateway/gateway/shared/logs"
 )
 
-// loadEvent reads a sample event of events/, the same file `sam local invoke -e` and
-// `make invoke` use.
-func loadEvent(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
+func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(localtest.RepoRoot(t), "events", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return ev
+	return localtest.HTTPEvent(t, name)
 }
 
 func TestHandler(t *testing.T) {

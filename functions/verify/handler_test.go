@@ -6,8 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,17 +30,9 @@ const sampleDID = "did:key:z6Mkt2ytjoR5FPeY4Ye9zpYY4bgg9X1bq9nRVXDYPuaDQE3X"
 
 var sampleTime = time.Unix(1795636261, 0)
 
-func loadEvent(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
+func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(localtest.RepoRoot(t), "events", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return ev
+	return localtest.HTTPEvent(t, name)
 }
 
 // token is a did:key JWT of a fresh key, issued at iat.
