@@ -310,9 +310,9 @@ func (s *Store) AddFacetCounts(ctx context.Context, deltas map[string]int) error
 			if i > 0 {
 				expr += ", "
 			}
-			expr += fmt.Sprintf("#k%d :v%d", i, i)
-			names[fmt.Sprintf("#k%d", i)] = "c_" + k
-			vals[fmt.Sprintf(":v%d", i)] = nv(int64(deltas[k]))
+			expr += placeholder("#k", i) + " " + placeholder(":v", i)
+			names[placeholder("#k", i)] = "c_" + k
+			vals[placeholder(":v", i)] = nv(int64(deltas[k]))
 		}
 		keys = keys[n:]
 		_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -326,6 +326,14 @@ func (s *Store) AddFacetCounts(ctx context.Context, deltas map[string]int) error
 	return nil
 }
 
+// placeholder is the i-th expression placeholder with a prefix, all of one width. The local
+// emulator (kumo v0.33.1) substitutes placeholders as text, so #k1 would also rewrite the
+// start of #k10; fixed-width ones are never a prefix of another. See
+// localstack.TestKumoPlaceholderPrefix, which shows the emulator's behaviour.
+func placeholder(prefix string, i int) string {
+	return fmt.Sprintf("%s%03d", prefix, i)
+}
+
 // FacetCounts returns the number of agents under each facet key (0 for unknown keys).
 func (s *Store) FacetCounts(ctx context.Context, keys []string) (map[string]int, error) {
 	names := map[string]string{}
@@ -334,8 +342,8 @@ func (s *Store) FacetCounts(ctx context.Context, keys []string) (map[string]int,
 		if i > 0 {
 			proj += ", "
 		}
-		proj += fmt.Sprintf("#k%d", i)
-		names[fmt.Sprintf("#k%d", i)] = "c_" + k
+		proj += placeholder("#k", i)
+		names[placeholder("#k", i)] = "c_" + k
 	}
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(s.table), Key: key(pkDirectory, skFacets),

@@ -1,0 +1,57 @@
+package localstack_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// TestKumoPlaceholderPrefix shows a difference of the emulator from DynamoDB that the
+// store works around (shared/dynamo placeholder): expression attribute names are
+// substituted as text, so the name of #k1 also replaces the start of #k10. When this test
+// fails, the emulator behaves like DynamoDB and the workaround can go.
+func TestKumoPlaceholderPrefix(t *testing.T) {
+	ep := start(t)
+	ctx := context.Background()
+	db := dynamodb.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		BaseEndpoint: aws.String(ep.URL)}, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
+	table := fmt.Sprint("quirk-", ep.Addr)
+	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName: aws.String(table), BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("PK"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("PK"), KeyType: types.KeyTypeHash}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{}
+	expr := "SET "
+	for i := range 11 {
+		if i > 0 {
+			expr += ", "
+		}
+		expr += fmt.Sprintf("#k%d = :v", i)
+		names[fmt.Sprintf("#k%d", i)] = fmt.Sprintf("name-%c", 'a'+i)
+	}
+	key := map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "x"}}
+	for range 20 { // the emulator substitutes in map order: try until the order shows it
+		_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(table), Key: key, UpdateExpression: aws.String(expr),
+			ExpressionAttributeNames: names, ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: "1"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := out.Item["name-k"]; !ok {
+			t.Logf("#k10 was stored as something else: %d attributes", len(out.Item))
+			return
+		}
+	}
+	t.Error("#k1 never rewrote #k10: the emulator now substitutes placeholders like DynamoDB; remove the fixed-width placeholders of shared/dynamo")
+}
