@@ -83,7 +83,7 @@ invoke: ## Invoke one function like `sam local invoke`, without Docker: FN=<Logi
 	@$(GO) build -o .build/devstack ./infra/cmd/devstack
 	@.build/devstack invoke -function $(FN) $(if $(EVENT),-event $(EVENT)) $(if $(CONFIG),-config $(CONFIG))
 
-bench: ## Benchmarks: cold start beside a hello-world binary, binary sizes, directory writes/requests/reads.
+bench: ## Benchmarks: cold start and size, directory writes/requests/reads, routing latency/ops/throughput.
 	$(GO) run ./infra/cmd/bench $(BENCH_FLAGS)
 
 deploy: $(PY_TOOLS) ## sam build && sam deploy (--guided until samconfig.toml exists; AWS credentials from your environment).

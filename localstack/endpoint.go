@@ -74,8 +74,10 @@ func Start(addr string) (*Endpoint, error) {
 			r.SetURL(target)
 			r.Out.Host = r.In.Host
 		},
-		// Runtime API long polls and streamed responses go through as they come.
-		FlushInterval: -1,
+		// No FlushInterval: ReverseProxy already flushes streamed responses (no
+		// Content-Length, as a Runtime API long poll) at once, and flushing every write of
+		// a sized response lost its body now and then ("use of closed network
+		// connection"), so the SDK retried writes the emulator had applied (make bench).
 		Transport: &http.Transport{
 			Proxy:               nil,
 			MaxIdleConns:        256,

@@ -33,7 +33,7 @@ func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 // table of the local endpoint.
 func handler(t testing.TB, opts routing.Options) (apigw.LambdaHandler, *demo.Federation) {
 	t.Helper()
-	signer, err := SignerFromSeed(strings.Repeat("s", 64))
+	signer, err := delivery.NewSignerFromSeed(strings.Repeat("s", 64))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/go-jose/go-jose/v4"
 
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/config"
@@ -41,7 +38,7 @@ func main() {
 	if err != nil {
 		fail("gateway key", err)
 	}
-	signer, err := SignerFromSeed(seed)
+	signer, err := delivery.NewSignerFromSeed(seed)
 	if err != nil {
 		fail("gateway key", err)
 	}
@@ -101,21 +98,6 @@ func main() {
 		JWKS: signer.JWKS(),
 	}
 	lambda.Start(apigw.Lambda(Handler(router, discoverer, gw, log), log))
-}
-
-// SignerFromSeed derives the gateway's Ed25519 signing key from the secret's random value,
-// so the key is as secret as the secret and rotates with it.
-func SignerFromSeed(seed string) (*delivery.Signer, error) {
-	if len(seed) < 32 {
-		return nil, fmt.Errorf("the key seed has %d characters, want at least 32", len(seed))
-	}
-	sum := sha256.Sum256([]byte("federation-gateway signing key\x00" + seed))
-	key := ed25519.NewKeyFromSeed(sum[:])
-	jwk, err := json.Marshal(jose.JSONWebKey{Key: key, Algorithm: string(jose.EdDSA), Use: "sig"})
-	if err != nil {
-		return nil, err
-	}
-	return delivery.NewSigner(string(jwk))
 }
 
 // A2ARouter routes what arrives at /a2a with the credential of its Authorization header.

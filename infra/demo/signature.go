@@ -38,16 +38,15 @@ func (c *signatureChecker) check(ctx context.Context, msg *a2a.Message) string {
 	if err != nil {
 		return "invalid: " + err.Error()
 	}
-	jwks, err := c.keys(ctx, false)
-	if err == nil {
-		if err = delivery.VerifyForwarded(jwks, token, m); err != nil {
-			// The gateway may have rotated its key since the keys were fetched.
-			if jwks, err = c.keys(ctx, true); err == nil {
-				err = delivery.VerifyForwarded(jwks, token, m)
-			}
-		}
+	// The keys come from the background refresh only: fetching them here would wait for
+	// the gateway's route function, which is busy delivering this very message.
+	c.mu.Lock()
+	jwks := c.jwks
+	c.mu.Unlock()
+	if jwks == nil {
+		return "invalid: the gateway's keys are not fetched yet"
 	}
-	if err != nil {
+	if err := delivery.VerifyForwarded(jwks, token, m); err != nil {
 		return "invalid: " + err.Error()
 	}
 	return "valid"
@@ -83,19 +82,21 @@ func (c *signatureChecker) ready() bool {
 	return c.jwks != nil
 }
 
-// prefetch fetches the keys until it has them or done is closed.
+// prefetch fetches the keys until done is closed: quickly until it has them, then once a
+// minute, so a key the gateway rotates in is picked up.
 func (c *signatureChecker) prefetch(done <-chan struct{}) {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := c.keys(ctx, false)
+		_, err := c.keys(ctx, true)
 		cancel()
-		if err == nil {
-			return
+		wait := time.Minute
+		if err != nil && !c.ready() {
+			wait = 200 * time.Millisecond
 		}
 		select {
 		case <-done:
 			return
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,9 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go/middleware"
-	smlogging "github.com/aws/smithy-go/logging"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/go-jose/go-jose/v4"
 
 	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/infra/devstack"
@@ -52,6 +48,9 @@ const (
 	// routeWarmup requests of each path come before the timed ones: connections, the
 	// functions' first invocations, the agents' copy of the gateway's keys.
 	routeWarmup = 20
+	// maxWarmupErrors is how many warm-up requests of a path may fail before the section
+	// gives up: the local endpoint fails a DynamoDB call now and then (see the report).
+	maxWarmupErrors = 3
 	// routeConcurrency is the senders in flight in the throughput runs.
 	routeConcurrency = 8
 	// The time limits of the measured parts; a part cut short reports what it completed.
@@ -80,9 +79,12 @@ const (
 type routingResults struct {
 	Sender, Target string // human-readable IDs of the demo agents
 	Requests       int    // asked for, per path, after routeWarmup
+	Rounds         int    // of the latency runs completed within latencyLimit
 	Latency        []pathLatency
-	// DynamoDB calls of the in-process Router over Latency's in-process requests.
+	// DynamoDB calls of the in-process Router over Latency's in-process requests, and
+	// the attempts its SDK made for them (more than the calls when it retried).
 	Calls     map[string]int
+	Attempts  int
 	CallsOver int
 	// Where an in-process routed message's time went, summed over the same requests.
 	DynamoTime   map[string]time.Duration
@@ -94,7 +96,8 @@ type routingResults struct {
 // pathLatency is the sequential requests of one path.
 type pathLatency struct {
 	Name    string
-	Samples []time.Duration
+	Samples []time.Duration // of the requests that succeeded
+	Errors  map[string]int  // the requests that failed, by error
 }
 
 // throughputRun is a fixed count of messages sent by routeConcurrency senders.
@@ -102,7 +105,7 @@ type throughputRun struct {
 	Name       string
 	Sent       int // attempted before the count or the time limit was reached
 	Delivered  int
-	Errors     map[string]int // by error, e.g. "429: ..."
+	Errors     map[string]int // by error, e.g. "HTTP 409: ..."
 	Took       time.Duration
 	CutShort   bool // the time limit ended it
 	Count      int  // asked for
@@ -118,13 +121,13 @@ type routingBench struct {
 	router   *routing.Router
 	ops      *localtest.Ops
 	timer    *opTimer
+	attempts *attemptCounter
 	deliver  *timedDeliverer
 	direct   *a2aclient.Client
 	http     *http.Client
 	audience string
 	sender   *demo.Agent
 	target   federation.Agent
-	targetID string // its human-readable ID
 	run      string // makes the message IDs of this run unique
 	seq      atomic.Int64
 	results  routingResults
@@ -224,8 +227,8 @@ func (b *routingBench) setUp(ctx context.Context, tmplPath string) error {
 		// Not the .build/host of `make run`, whose binaries may be running.
 		BuildDir:       filepath.Join(dir, "host"),
 		Functions:      []string{"SyncFunction", "RouteFunction"},
-		Log:            debugLog(),
-		QuietFunctions: false,
+		Log:            io.Discard,
+		QuietFunctions: true,
 		// The template's schedule (every minute) would sync in the middle of a run.
 		ScheduleEvery: time.Hour,
 	})
@@ -317,11 +320,9 @@ func (b *routingBench) sync(ctx context.Context) error {
 // the stack's table, with a DynamoDB client that counts and times its calls.
 func (b *routingBench) inProcess(ctx context.Context) error {
 	table := b.stack.Template.Tables[0].Name
-	b.ops, b.timer = &localtest.Ops{}, &opTimer{took: map[string]time.Duration{}}
-	awscfg := devstack.LocalAWSConfig(b.stack.EndpointURL)
-	awscfg.ClientLogMode = aws.LogRetries
-	awscfg.Logger = smlogging.NewStandardLogger(os.Stderr)
-	db := localtest.CountOps(b.timer.wrap(dbgAttempts(dynamo.NewClient(awscfg, true))), b.ops)
+	b.ops, b.timer, b.attempts = &localtest.Ops{}, &opTimer{took: map[string]time.Duration{}}, &attemptCounter{}
+	client := dynamo.NewClient(devstack.LocalAWSConfig(b.stack.EndpointURL), true)
+	db := localtest.CountOps(b.timer.wrap(b.attempts.wrap(client)), b.ops)
 	store := dynamo.NewStore(db, table)
 	verifier, err := identity.NewVerifier(identity.Options{Audience: b.audience, Replay: store.ReplayGuard()})
 	if err != nil {
@@ -339,9 +340,8 @@ func (b *routingBench) inProcess(ctx context.Context) error {
 	return err
 }
 
-// stackSigner is the route function's signing key: derived from the stack's secret as
-// functions/route's SignerFromSeed derives it (that is package main, so it is repeated
-// here). The in-process Router must sign with it: a target that cannot verify a
+// stackSigner is the route function's signing key, derived from the stack's secret as the
+// route function derives it. The in-process Router must sign with it: a target that cannot verify a
 // signature fetches the gateway's keys again, through the stack, for every message.
 // The derived keys are checked against what the stack publishes.
 func (b *routingBench) stackSigner(ctx context.Context) (*delivery.Signer, error) {
@@ -355,12 +355,7 @@ func (b *routingBench) stackSigner(ctx context.Context) (*delivery.Signer, error
 	if err != nil {
 		return nil, fmt.Errorf("gateway key: %w", err)
 	}
-	sum := sha256.Sum256([]byte("federation-gateway signing key\x00" + seed))
-	jwk, err := json.Marshal(jose.JSONWebKey{Key: ed25519.NewKeyFromSeed(sum[:]), Algorithm: string(jose.EdDSA), Use: "sig"})
-	if err != nil {
-		return nil, err
-	}
-	signer, err := delivery.NewSigner(string(jwk))
+	signer, err := delivery.NewSignerFromSeed(seed)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +365,7 @@ func (b *routingBench) stackSigner(ctx context.Context) (*delivery.Signer, error
 	}
 	if !bytes.Equal(bytes.TrimSpace(published), bytes.TrimSpace(signer.JWKS())) {
 		return nil, fmt.Errorf("the key derived from the gateway's secret is not the one the stack publishes "+
-			"(has functions/route SignerFromSeed changed?):\n  derived   %s\n  published %s", signer.JWKS(), published)
+			"(does the route function still use delivery.NewSignerFromSeed?):\n  derived   %s\n  published %s", signer.JWKS(), published)
 	}
 	return signer, nil
 }
@@ -385,8 +380,7 @@ func (b *routingBench) pickTarget(ctx context.Context) error {
 		}
 		agent, err := store.Agent(ctx, "did:agentvault:"+a.HumanReadableID)
 		if err == nil && agent.Status == federation.StatusActive && agent.Endpoint != "" {
-			b.target, b.targetID = agent, a.HumanReadableID
-			b.results.Target = a.HumanReadableID
+			b.target, b.results.Target = agent, a.HumanReadableID
 			return nil
 		}
 	}
@@ -428,7 +422,7 @@ func (b *routingBench) calls(n int) ([]routeCall, error) {
 func (b *routingBench) routeInProcess(ctx context.Context, c routeCall) error {
 	res, err := b.router.Route(ctx, c.req, federation.Credential{Type: "jwt", Token: c.token})
 	if err != nil {
-		return fmt.Errorf("%s: %w", federation.ErrorCode(err), err)
+		return err
 	}
 	return checkRouted(res, c.id)
 }
@@ -451,7 +445,14 @@ func (b *routingBench) routeStack(ctx context.Context, c routeCall) error {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%d: %s", resp.StatusCode, firstLine(string(body)))
+		p := &problemError{status: resp.StatusCode, detail: firstLine(string(body))}
+		var doc struct {
+			Detail string `json:"detail"`
+		}
+		if json.Unmarshal(body, &doc) == nil && doc.Detail != "" {
+			p.detail = doc.Detail
+		}
+		return p
 	}
 	var res federation.RouteResult
 	if err := json.Unmarshal(body, &res); err != nil {
@@ -526,9 +527,11 @@ func checkRouted(res federation.RouteResult, id string) error {
 }
 
 // warmUp sends routeWarmup requests of each path. The in-process Router goes first: the
-// agents fetch the gateway's keys from the stack on the first signed message they get,
-// and the stack runs one process per function, which cannot serve that fetch while it
-// waits for the same delivery.
+// agents fetch the gateway's keys from the stack in the background, retrying each second
+// until it answers, and a signed message that comes before they have them makes them
+// fetch from inside the delivery. Through the stack that fetch would wait for the route
+// function's one process, busy with that very delivery; the in-process Router's finds
+// it idle.
 func (b *routingBench) warmUp(ctx context.Context) error {
 	start := time.Now()
 	progress("routing: warm-up, %d requests of each path", routeWarmup)
@@ -537,9 +540,13 @@ func (b *routingBench) warmUp(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		failed := 0
 		for _, c := range calls {
 			if err := p.send(ctx, c); err != nil {
-				return b.failure(p.name, "warm-up", err)
+				if failed++; failed > maxWarmupErrors || ctx.Err() != nil {
+					return b.failure(p.name, "warm-up", err)
+				}
+				progress("routing: %s, warm-up: %v", p.name, firstLine(err.Error()))
 			}
 		}
 	}
@@ -554,20 +561,12 @@ type routePath struct {
 
 // paths are the latency section's, in the order the warm-up needs.
 func (b *routingBench) paths() []routePath {
-	all := []routePath{
+	return []routePath{
 		{pathDirect, b.sendDirect},
 		{pathInProcess, b.routeInProcess},
 		{pathStackHop, b.stackHop},
 		{pathStack, b.routeStack},
 	}
-	if v := os.Getenv("DBG_PATHS"); v != "" {
-		var out []routePath
-		for _, c := range v {
-			out = append(out, all[c-'0'])
-		}
-		return out
-	}
-	return all
 }
 
 // latency sends n requests of each path one at a time, the paths taking turns (and
@@ -585,9 +584,14 @@ func (b *routingBench) latency(ctx context.Context, n int) error {
 		}
 	}
 	samples := make([][]time.Duration, len(paths))
+	errs := make([]map[string]int, len(paths))
+	for j := range errs {
+		errs[j] = map[string]int{}
+	}
 	b.ops.Reset()
 	b.timer.reset()
 	b.deliver.reset()
+	b.attempts.reset()
 	done, inProcess := 0, 0
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		for k := range paths {
@@ -596,24 +600,32 @@ func (b *routingBench) latency(ctx context.Context, n int) error {
 				inProcess++
 			}
 			start := time.Now()
-			if err := paths[j].send(ctx, calls[j][i]); err != nil {
-				if ctx.Err() != nil {
-					break // the time limit; the round is not counted
+			err := paths[j].send(ctx, calls[j][i])
+			took := time.Since(start)
+			switch {
+			case ctx.Err() != nil:
+				// The time limit: this request is not counted.
+			case err != nil:
+				// A failed request is reported, not timed: its time is no routed
+				// message's. Many failures are a broken setup, not noise.
+				errs[j][errorKind(err)]++
+				if failed := total(errs[j]); failed > max(maxWarmupErrors, n/10) {
+					return b.failure(paths[j].name, fmt.Sprintf("request %d (%d failed)", i+1, failed), err)
 				}
-				return b.failure(paths[j].name, fmt.Sprintf("request %d", i+1), err)
+			default:
+				samples[j] = append(samples[j], took)
 			}
-			samples[j] = append(samples[j], time.Since(start))
 		}
 		if ctx.Err() == nil {
 			done++
 		}
 	}
 	for j, p := range paths {
-		// A round the time limit cut is dropped from every path alike.
-		b.results.Latency = append(b.results.Latency, pathLatency{Name: p.name, Samples: samples[j][:done]})
+		b.results.Latency = append(b.results.Latency, pathLatency{Name: p.name, Samples: samples[j], Errors: errs[j]})
 	}
+	b.results.Rounds = done
 	// The counts cover every in-process request sent, one the time limit cut included.
-	b.results.Calls, b.results.CallsOver = snapshot(b.ops), inProcess
+	b.results.Calls, b.results.CallsOver, b.results.Attempts = snapshot(b.ops), inProcess, b.attempts.count()
 	b.results.DynamoTime, b.results.DeliveryTime = b.timer.snapshot(), b.deliver.total()
 	return nil
 }
@@ -650,7 +662,7 @@ func (b *routingBench) throughput(ctx context.Context, name string, count int, s
 						return
 					}
 					mu.Lock()
-					run.Errors[firstLine(err.Error())]++
+					run.Errors[errorKind(err)]++
 					mu.Unlock()
 					continue
 				}
@@ -669,7 +681,7 @@ func (b *routingBench) throughput(ctx context.Context, name string, count int, s
 // stack's paths.
 func (b *routingBench) failure(path, what string, err error) error {
 	msg := fmt.Sprintf("%s, %s: %v", path, what, err)
-	if strings.HasPrefix(path, "routed, local") || strings.HasPrefix(path, "local stack") {
+	if path == pathStack || path == pathStackHop {
 		msg += tail(b.stack, "RouteFunction")
 	}
 	return errors.New(msg)
@@ -683,6 +695,30 @@ func tail(s *devstack.Stack, function string) string {
 	return "; its last output:\n    " + strings.Join(lines[max(0, len(lines)-5):], "\n    ")
 }
 
+// problemError is an HTTP API answer other than 200.
+type problemError struct {
+	status int
+	detail string
+}
+
+func (p *problemError) Error() string { return fmt.Sprintf("HTTP %d: %s", p.status, p.detail) }
+
+// messageIDs are this program's message IDs, which make each error's text unique.
+var messageIDs = regexp.MustCompile(`bench-[0-9]+-[0-9]+`)
+
+// errorKind is what the report counts a failed request under: the code and the
+// caller-safe message of a domain error (not its cause, whose request IDs differ every
+// time), without message IDs.
+func errorKind(err error) string {
+	var domain *federation.Error
+	msg := firstLine(err.Error())
+	if errors.As(err, &domain) && domain.Code != federation.EINTERNAL {
+		msg = domain.Code + ": " + federation.ErrorMessage(err)
+	}
+	msg, _, _ = strings.Cut(msg, "; its last output") // the dev stack's, with timestamps
+	return messageIDs.ReplaceAllString(msg, "<message_id>")
+}
+
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	if len(s) > 200 {
@@ -690,6 +726,37 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+func total(counts map[string]int) int {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
+}
+
+// attemptCounter counts the attempts of a client's DynamoDB calls: one per call unless
+// the SDK retried.
+type attemptCounter struct {
+	n atomic.Int64
+}
+
+// wrap returns a copy of client that counts its attempts in a.
+func (a *attemptCounter) wrap(client *dynamodb.Client) *dynamodb.Client {
+	return dynamodb.New(client.Options(), func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			// Finalize, after the retry middleware: once per attempt.
+			return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("countAttempts",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					a.n.Add(1)
+					return next.HandleFinalize(ctx, in)
+				}), middleware.After)
+		})
+	})
+}
+
+func (a *attemptCounter) reset()     { a.n.Store(0) }
+func (a *attemptCounter) count() int { return int(a.n.Load()) }
 
 // opTimer sums the time of each DynamoDB operation a client makes, retries and all.
 type opTimer struct {
@@ -710,21 +777,6 @@ func (t *opTimer) wrap(client *dynamodb.Client) *dynamodb.Client {
 					t.mu.Unlock()
 					return out, md, err
 				}), middleware.Before)
-		})
-	})
-}
-
-func dbgAttempts(client *dynamodb.Client) *dynamodb.Client {
-	return dynamodb.New(client.Options(), func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("dbgAttempt",
-				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-					out, md, err := next.HandleFinalize(ctx, in)
-					if err != nil {
-						fmt.Fprintf(os.Stderr, "ATTEMPT ERROR %s: %#v\n  %v\n", middleware.GetOperationName(ctx), err, err)
-					}
-					return out, md, err
-				}), middleware.After)
 		})
 	})
 }
@@ -761,5 +813,3 @@ func (t *timedDeliverer) Deliver(ctx context.Context, endpoint string, m routing
 
 func (t *timedDeliverer) reset()               { t.took.Store(0) }
 func (t *timedDeliverer) total() time.Duration { return time.Duration(t.took.Load()) }
-
-func debugLog() io.Writer { f, _ := os.Create("/tmp/stack.log"); return f }
