@@ -37,8 +37,8 @@ func TestKumoPlaceholderPrefix(t *testing.T) {
 		expr += fmt.Sprintf("#k%d = :v", i)
 		names[fmt.Sprintf("#k%d", i)] = fmt.Sprintf("name-%c", 'a'+i)
 	}
-	key := map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "x"}}
-	for range 20 { // the emulator substitutes in map order: try until the order shows it
+	for i := range 40 { // the emulator substitutes in map order: try until the order shows it
+		key := map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: fmt.Sprint("x", i)}}
 		_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(table), Key: key, UpdateExpression: aws.String(expr),
 			ExpressionAttributeNames: names, ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: "1"}}})
 		if err != nil {
