@@ -159,6 +159,11 @@ func readInput(msg *a2a.Message) Input {
 		}
 	}
 	in.Text = strings.Join(texts, "\n")
+	// A message forwarded by a gateway carries its payload as a data part: its "text"
+	// stands for the text when there is no text part.
+	if t, ok := in.Data["text"].(string); ok && in.Text == "" {
+		in.Text = t
+	}
 	return in
 }
 

@@ -31,7 +31,7 @@ func ScheduleInterval(expr string) (time.Duration, error) {
 
 // startSchedules fires each enabled Schedule event of the functions, as EventBridge does:
 // a "Scheduled Event" each interval, the first one interval after the start.
-func (s *Stack) startSchedules(ctx context.Context, functions []Function, every time.Duration) {
+func (s *Stack) startSchedules(ctx context.Context, functions []Function, every time.Duration, atStart bool) {
 	for _, fn := range functions {
 		for _, sc := range fn.Schedules {
 			if !sc.Enabled {
@@ -49,37 +49,43 @@ func (s *Stack) startSchedules(ctx context.Context, functions []Function, every 
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				s.fire(ctx, fn.LogicalID, sc.Name, interval)
+				s.fire(ctx, fn.LogicalID, sc.Name, interval, atStart)
 			}()
 		}
 	}
 }
 
-func (s *Stack) fire(ctx context.Context, function, rule string, interval time.Duration) {
+func (s *Stack) fire(ctx context.Context, function, rule string, interval time.Duration, atStart bool) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	first := make(chan time.Time, 1)
+	if atStart {
+		first <- time.Now()
+	}
 	for {
+		var now time.Time
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			payload, _ := json.Marshal(events.EventBridgeEvent{
-				Version:    "0",
-				ID:         newRequestID(),
-				DetailType: "Scheduled Event",
-				Source:     "aws.events",
-				AccountID:  localAccountID,
-				Time:       now.UTC(),
-				Region:     localRegion,
-				Resources:  []string{fmt.Sprintf("arn:aws:events:%s:%s:rule/%s-%s", localRegion, localAccountID, function, rule)},
-				Detail:     json.RawMessage(`{}`),
-			})
-			start := time.Now()
-			if _, err := s.Invoke(ctx, function, payload); err != nil && ctx.Err() == nil {
-				s.logs.system(function, fmt.Sprintf("schedule %s: %v", rule, err))
-			} else if err == nil {
-				s.logs.system(function, fmt.Sprintf("schedule %s ran in %dms", rule, time.Since(start).Milliseconds()))
-			}
+		case now = <-first:
+		case now = <-t.C:
+		}
+		payload, _ := json.Marshal(events.EventBridgeEvent{
+			Version:    "0",
+			ID:         newRequestID(),
+			DetailType: "Scheduled Event",
+			Source:     "aws.events",
+			AccountID:  localAccountID,
+			Time:       now.UTC(),
+			Region:     localRegion,
+			Resources:  []string{fmt.Sprintf("arn:aws:events:%s:%s:rule/%s-%s", localRegion, localAccountID, function, rule)},
+			Detail:     json.RawMessage(`{}`),
+		})
+		start := time.Now()
+		if _, err := s.Invoke(ctx, function, payload); err != nil && ctx.Err() == nil {
+			s.logs.system(function, fmt.Sprintf("schedule %s: %v", rule, err))
+		} else if err == nil {
+			s.logs.system(function, fmt.Sprintf("schedule %s ran in %dms", rule, time.Since(start).Milliseconds()))
 		}
 	}
 }

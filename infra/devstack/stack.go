@@ -45,6 +45,9 @@ type Options struct {
 	// ScheduleEvery, when set, fires every enabled schedule at this interval instead of
 	// the template's rate, for development.
 	ScheduleEvery time.Duration
+	// ScheduleAtStart fires every enabled schedule once as soon as the stack is up, so a
+	// developer does not wait a whole interval for the first sync.
+	ScheduleAtStart bool
 }
 
 // Stack is a running local gateway.
@@ -136,7 +139,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		s.api = &http.Server{Handler: newHTTPAPI(tmpl, s.Invoke, logs), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = s.api.Serve(ln) }()
 	}
-	s.startSchedules(runCtx, functions, opts.ScheduleEvery)
+	s.startSchedules(runCtx, functions, opts.ScheduleEvery, opts.ScheduleAtStart)
 	return s, nil
 }
 

@@ -78,7 +78,7 @@ func run(args []string) error {
 	}
 	fmt.Fprintln(os.Stderr, "devstack: building functions and starting the local cloud...")
 	s, err := devstack.Start(ctx, devstack.Options{
-		Template: *tmpl, Config: *cfg, EndpointAddr: *endpoint, APIAddr: *api, ScheduleEvery: *every,
+		Template: *tmpl, Config: *cfg, EndpointAddr: *endpoint, APIAddr: *api, ScheduleEvery: *every, ScheduleAtStart: true,
 	})
 	if err != nil {
 		return err
