@@ -48,7 +48,8 @@ func (o SyncOptions) withDefaults() SyncOptions {
 	return o
 }
 
-// Syncer brings the directory up to date with the registries.
+// Syncer brings the directory up to date with the registries. It keeps per-run counts, so
+// one Syncer runs one Run at a time (a Lambda process serves one invocation at a time).
 type Syncer struct {
 	store      SyncStore
 	registries []federation.Registry
