@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/config"
@@ -18,13 +17,9 @@ import (
 
 func main() {
 	ctx := context.Background()
-	cfg, awsCfg := config.MustLoad(ctx)
+	cfg, awsCfg, secrets := config.MustLoadWithSecrets(ctx, "CURSOR_KEY_SECRET")
 	log := logs.New(os.Stdout, cfg.LogLevel)
-	key, err := config.Secret(ctx, secretsmanager.NewFromConfig(awsCfg), os.Getenv("CURSOR_KEY_SECRET"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cursor key:", err)
-		os.Exit(1)
-	}
+	key := secrets["CURSOR_KEY_SECRET"]
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	d, err := directory.NewDiscoverer(store, cfg.Registries, []byte(key))
 	if err != nil {

@@ -27,25 +27,18 @@ import (
 
 func main() {
 	ctx := context.Background()
-	cfg, awsCfg := config.MustLoad(ctx)
+	cfg, awsCfg, secrets := config.MustLoadWithSecrets(ctx, "GATEWAY_KEY_SECRET", "CURSOR_KEY_SECRET")
 	log := logs.New(os.Stdout, cfg.LogLevel)
 	sm := secretsmanager.NewFromConfig(awsCfg)
 	fail := func(what string, err error) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", what, err)
 		os.Exit(1)
 	}
-	seed, err := config.Secret(ctx, sm, os.Getenv("GATEWAY_KEY_SECRET"))
+	signer, err := delivery.NewSignerFromSeed(secrets["GATEWAY_KEY_SECRET"])
 	if err != nil {
 		fail("gateway key", err)
 	}
-	signer, err := delivery.NewSignerFromSeed(seed)
-	if err != nil {
-		fail("gateway key", err)
-	}
-	cursorKey, err := config.Secret(ctx, sm, os.Getenv("CURSOR_KEY_SECRET"))
-	if err != nil {
-		fail("cursor key", err)
-	}
+	cursorKey := secrets["CURSOR_KEY_SECRET"]
 
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: cfg.AllowPrivateNetworks, Timeout: routing.DeliveryBudget})

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
@@ -74,4 +76,42 @@ type endpointEnv func(string) string
 func (e endpointEnv) GetServiceBaseEndpoint(_ context.Context, sdkID string) (string, bool, error) {
 	v := e("AWS_ENDPOINT_URL_" + strings.ToUpper(strings.ReplaceAll(sdkID, " ", "_")))
 	return v, v != "", nil
+}
+
+// MustLoadWithSecrets is MustLoad that also reads, at the same time as the configuration,
+// the Secrets Manager secrets named by the given environment variables, and returns their
+// values by variable. Reading them side by side shortens a cold start by a round trip each.
+func MustLoadWithSecrets(ctx context.Context, vars ...string) (Config, aws.Config, map[string]string) {
+	awsCfg, err := AWS(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	values := make([]string, len(vars))
+	errs := make([]error, len(vars))
+	var wg sync.WaitGroup
+	for i, v := range vars {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			values[i], errs[i] = Secret(ctx, sm, os.Getenv(v))
+		}()
+	}
+	cfg, err := Load(ctx, os.Getenv, ssm.NewFromConfig(awsCfg))
+	wg.Wait()
+	for i, e := range errs {
+		if e != nil {
+			err = errors.Join(err, fmt.Errorf("%s: %w", vars[i], e))
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	secrets := make(map[string]string, len(vars))
+	for i, v := range vars {
+		secrets[v] = values[i]
+	}
+	return cfg, awsCfg, secrets
 }
