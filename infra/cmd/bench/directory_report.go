@@ -33,15 +33,7 @@ local endpoint; each registry synced once, then again after none, 1 %% and all o
 	fmt.Fprintln(w, "(the emulator answers a Query in one page whatever its size; DynamoDB ends a page at 1 MB, so there reading all")
 	fmt.Fprintln(w, " of a registry's records takes several Query calls)")
 	discoveryTable(w, res)
-	fmt.Fprintln(w, "\nDirectory section, wall time of each phase:")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	var total time.Duration
-	for _, p := range res.Phases {
-		fmt.Fprintf(tw, "  %s\t%s\n", p.Name, seconds(p.Took))
-		total += p.Took
-	}
-	fmt.Fprintf(tw, "  total\t%s\n", seconds(total))
-	tw.Flush()
+	phasesTable(w, "Directory", res.Phases)
 }
 
 // syncTable prints what each sync of a registry wrote and requested, then its DynamoDB
@@ -188,3 +180,16 @@ func maxLen(first string, rest []string) int {
 }
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// phasesTable prints how long each phase of a section took, and the total.
+func phasesTable(w io.Writer, section string, phases []phase) {
+	fmt.Fprintf(w, "\n%s section, wall time of each phase:\n", section)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var total time.Duration
+	for _, p := range phases {
+		fmt.Fprintf(tw, "  %s\t%s\n", p.Name, seconds(p.Took))
+		total += p.Took
+	}
+	fmt.Fprintf(tw, "  total\t%s\n", seconds(total))
+	tw.Flush()
+}

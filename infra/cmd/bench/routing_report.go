@@ -37,15 +37,7 @@ HTTP API's throttling, raised to %d so that no limit is measured
 `)
 	}
 
-	fmt.Fprintln(w, "\nRouting section, wall time of each phase:")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	var total time.Duration
-	for _, p := range res.Phases {
-		fmt.Fprintf(tw, "  %s\t%s\n", p.Name, seconds(p.Took))
-		total += p.Took
-	}
-	fmt.Fprintf(tw, "  total\t%s\n", seconds(total))
-	tw.Flush()
+	phasesTable(w, "Routing", res.Phases)
 }
 
 // latencyTable prints p50 and p99 of each path, over the direct path's.
