@@ -22,12 +22,11 @@ type LambdaHandler func(context.Context, events.APIGatewayV2HTTPRequest) (events
 // carries its API Gateway request ID in its context, is logged in one line, and a panic
 // becomes a 500 problem instead of a crashed invocation.
 func Lambda(h http.Handler, log *slog.Logger) LambdaHandler {
-	return httpadapter.NewV2(Middleware(h, log)).ProxyWithContext
+	return httpadapter.NewV2(middleware(h, log)).ProxyWithContext
 }
 
-// Middleware is what Lambda wraps around h; it is exported for handler tests that serve h
-// directly.
-func Middleware(h http.Handler, log *slog.Logger) http.Handler {
+// middleware is what Lambda wraps around h.
+func middleware(h http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx := r.Context()
