@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -59,18 +60,30 @@ func main() {
 	if err != nil {
 		fail("verifier", err)
 	}
-	clients, err := registry.NewClients(ctx, cfg.Registries, httpClient, registry.Options{},
-		func(ctx context.Context, name string) (string, error) { return config.Secret(ctx, sm, name) })
-	if err != nil {
-		fail("registries", err)
-	}
-	order := make([]string, len(cfg.Registries))
-	for i, r := range cfg.Registries {
-		order[i] = r.ID
-	}
+	// The registries' clients (and their credentials) serve only the rare lookup of a
+	// target the directory lacks: they are made on first use, not on every cold start.
+	lookup := sync.OnceValues(func() (func(context.Context, string) (federation.Agent, error), error) {
+		clients, err := registry.NewClients(ctx, cfg.Registries, httpClient, registry.Options{},
+			func(ctx context.Context, name string) (string, error) { return config.Secret(ctx, sm, name) })
+		if err != nil {
+			return nil, err
+		}
+		order := make([]string, len(cfg.Registries))
+		for i, r := range cfg.Registries {
+			order[i] = r.ID
+		}
+		return routing.RegistryLookup(clients, order, store), nil
+	})
 	router, err := routing.New(verifier, store, delivery.ForRouting{D: delivery.New(httpClient, signer, cfg.Gateway.ID)}, routing.Options{
 		Allow: cfg.Policy.Allow, AgentRate: cfg.Policy.AgentRate, GlobalRate: cfg.Policy.GlobalRate, Fee: cfg.Policy.RoutingFee,
-		Caveat: identity.Caveat, Lookup: routing.RegistryLookup(clients, order, store),
+		Caveat: identity.Caveat,
+		Lookup: func(ctx context.Context, did string) (federation.Agent, error) {
+			find, err := lookup()
+			if err != nil {
+				return federation.Agent{}, fmt.Errorf("registry clients: %w", err)
+			}
+			return find(ctx, did)
+		},
 	}, log)
 	if err != nil {
 		fail("router", err)
