@@ -20,6 +20,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
@@ -42,20 +43,20 @@ func main() {
 	cursorKey := secrets["CURSOR_KEY_SECRET"]
 
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
-	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: cfg.AllowPrivateNetworks, Timeout: routing.DeliveryBudget})
-	domains := make([]identity.TrustDomain, len(cfg.TrustDomains))
-	for i, td := range cfg.TrustDomains {
-		domains[i] = identity.TrustDomain(td)
-	}
-	inline, err := identity.InlineBundles(domains)
+	// One client per outbound purpose: each has its own policy (docs/architecture.md,
+	// "Security model").
+	registries := outbound.NewClient(outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints})
+	agents := outbound.NewClient(outbound.Options{Purpose: outbound.Agents, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints, Timeout: routing.DeliveryBudget})
+	identifiers := outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: cfg.AWSEndpoints})
+	inline, err := identity.InlineBundles(cfg.TrustDomains)
 	if err != nil {
 		fail("trust bundles", err)
 	}
 	verifier, err := identity.NewVerifier(identity.Options{
-		Audience:   cfg.Gateway.ID,
-		Bundles:    identity.FirstBundle{identity.NewStoredBundles(store, domains, 5*time.Minute, time.Now), inline},
-		Replay:     store.ReplayGuard(),
-		HTTPClient: httpClient,
+		Audience: cfg.Gateway.ID,
+		Bundles:  identity.FirstBundle{identity.NewStoredBundles(store, cfg.TrustDomains, 5*time.Minute, time.Now), inline},
+		Replay:   store.ReplayGuard(),
+		DIDs:     identityhttp.NewDIDResolver(identifiers),
 	})
 	if err != nil {
 		fail("verifier", err)
@@ -63,7 +64,7 @@ func main() {
 	// The registries' clients (and their credentials) serve only the rare lookup of a
 	// target the directory lacks: they are made on first use, not on every cold start.
 	lookup := sync.OnceValues(func() (func(context.Context, string) (federation.Agent, error), error) {
-		clients, err := registry.NewClients(ctx, cfg.Registries, httpClient, registry.Options{},
+		clients, err := registry.NewClients(ctx, cfg.Registries, registries, registry.Options{},
 			func(ctx context.Context, name string) (string, error) { return config.Secret(ctx, sm, name) })
 		if err != nil {
 			return nil, err
@@ -74,7 +75,7 @@ func main() {
 		}
 		return routing.RegistryLookup(clients, order, store), nil
 	})
-	router, err := routing.New(verifier, store, delivery.ForRouting{D: delivery.New(httpClient, signer, cfg.Gateway.ID)}, routing.Options{
+	router, err := routing.New(verifier, store, delivery.ForRouting{D: delivery.New(agents, signer, cfg.Gateway.ID)}, routing.Options{
 		Allow: cfg.Policy.Allow, AgentRate: cfg.Policy.AgentRate, GlobalRate: cfg.Policy.GlobalRate, Fee: cfg.Policy.RoutingFee,
 		Caveat: identity.Caveat,
 		Lookup: func(ctx context.Context, did string) (federation.Agent, error) {

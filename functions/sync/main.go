@@ -15,6 +15,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
@@ -25,7 +26,9 @@ func main() {
 	cfg, awsCfg := config.MustLoad(ctx)
 	log := logs.New(os.Stdout, cfg.LogLevel)
 	sm := secretsmanager.NewFromConfig(awsCfg)
-	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: cfg.AllowPrivateNetworks})
+	httpClient := outbound.NewClient(outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints})
+	// Bundle endpoints are key material from outside: public https only, in every mode.
+	bundles := identityhttp.NewBundleFetcher(outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: cfg.AWSEndpoints}))
 
 	clients, err := registry.NewClients(ctx, cfg.Registries, httpClient, registry.Options{Concurrency: cfg.Sync.Concurrency},
 		func(ctx context.Context, name string) (string, error) { return config.Secret(ctx, sm, name) })
@@ -39,12 +42,8 @@ func main() {
 		FullRefreshEvery: time.Duration(cfg.Sync.FullRefreshMinutes) * time.Minute,
 		GoneTTL:          time.Duration(cfg.Sync.GoneTTLHours) * time.Hour,
 	}, log)
-	domains := make([]identity.TrustDomain, len(cfg.TrustDomains))
-	for i, td := range cfg.TrustDomains {
-		domains[i] = identity.TrustDomain(td)
-	}
 	refresh := func(ctx context.Context) []string {
-		results, err := identity.RefreshBundles(ctx, domains, httpClient, store)
+		results, err := identity.RefreshBundles(ctx, cfg.TrustDomains, bundles, store)
 		if err != nil {
 			log.WarnContext(ctx, "trust bundle refresh", "error", err.Error())
 		}

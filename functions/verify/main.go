@@ -13,6 +13,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
 )
@@ -21,26 +22,29 @@ func main() {
 	cfg, awsCfg := config.MustLoad(context.Background())
 	log := logs.New(os.Stdout, cfg.LogLevel)
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
-
-	domains := make([]identity.TrustDomain, len(cfg.TrustDomains))
-	for i, td := range cfg.TrustDomains {
-		domains[i] = identity.TrustDomain(td)
-	}
-	inline, err := identity.InlineBundles(domains)
+	v, err := newVerifier(cfg, store)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "invalid configuration:", err)
 		os.Exit(1)
 	}
-	v, err := identity.NewVerifier(identity.Options{
+	lambda.Start(apigw.Lambda(Handler(v, store, log), log))
+}
+
+// newVerifier builds the verifier of cfg over store. A did:web is resolved under the
+// outbound Identifiers policy: the caller names its host, so it never reaches a private
+// address, whatever allow_private_networks says.
+func newVerifier(cfg config.Config, store *dynamo.Store) (*identity.Verifier, error) {
+	inline, err := identity.InlineBundles(cfg.TrustDomains)
+	if err != nil {
+		return nil, err
+	}
+	return identity.NewVerifier(identity.Options{
 		Audience: cfg.Gateway.ID,
 		// Bundles refreshed from the endpoints first: they follow key rotation.
-		Bundles:    identity.FirstBundle{identity.NewStoredBundles(store, domains, 0, nil), inline},
-		Replay:     store.ReplayGuard(),
-		HTTPClient: outbound.NewClient(outbound.Options{AllowPrivate: cfg.AllowPrivateNetworks}),
+		Bundles: identity.FirstBundle{identity.NewStoredBundles(store, cfg.TrustDomains, 0, nil), inline},
+		Replay:  store.ReplayGuard(),
+		DIDs: identityhttp.NewDIDResolver(outbound.NewClient(outbound.Options{
+			Purpose: outbound.Identifiers, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints,
+		})),
 	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	lambda.Start(apigw.Lambda(Handler(v, store, log), log))
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -45,6 +46,10 @@ type Config struct {
 	// LocalEndpoint is true when AWS is reached through a local endpoint
 	// (AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_DYNAMODB is set).
 	LocalEndpoint bool
+	// AWSEndpoints are the host:port of the local AWS endpoint variables that are set
+	// (AWS_ENDPOINT_URL and the per-service ones the functions use): addresses no
+	// outbound request may reach (outbound.Options.Deny).
+	AWSEndpoints []string
 
 	// From the configuration document.
 	Registries []federation.Registry
@@ -53,7 +58,7 @@ type Config struct {
 	AllowPrivateNetworks bool
 	Sync                 Sync
 	Gateway              Gateway
-	TrustDomains         []TrustDomain
+	TrustDomains         []federation.TrustDomain
 	Policy               Policy
 }
 
@@ -64,15 +69,6 @@ type Gateway struct {
 	ID string `json:"id,omitempty"`
 	// URL is the gateway's public base URL, as its A2A agent card states it.
 	URL string `json:"url,omitempty"`
-}
-
-// TrustDomain is a SPIFFE trust domain whose SVIDs the gateway accepts.
-type TrustDomain struct {
-	Name string `json:"name"` // e.g. registry-a.example
-	// Bundle is the domain's SPIFFE trust bundle (a JWKS document) inline, and/or
-	// BundleEndpoint the https URL of its SPIFFE bundle endpoint, which the sync refreshes.
-	Bundle         json.RawMessage `json:"bundle,omitempty"`
-	BundleEndpoint string          `json:"bundle_endpoint,omitempty"`
 }
 
 // Policy is the federation's routing policy.
@@ -102,12 +98,12 @@ type Sync struct {
 // Document is the JSON configuration document. Unknown fields are an error, so that a
 // misspelt setting fails loudly instead of being ignored.
 type Document struct {
-	Registries           []federation.Registry `json:"registries"`
-	AllowPrivateNetworks bool                  `json:"allow_private_networks"`
-	Sync                 Sync                  `json:"sync"`
-	Gateway              Gateway               `json:"gateway"`
-	TrustDomains         []TrustDomain         `json:"trust_domains"`
-	Policy               Policy                `json:"policy"`
+	Registries           []federation.Registry    `json:"registries"`
+	AllowPrivateNetworks bool                     `json:"allow_private_networks"`
+	Sync                 Sync                     `json:"sync"`
+	Gateway              Gateway                  `json:"gateway"`
+	TrustDomains         []federation.TrustDomain `json:"trust_domains"`
+	Policy               Policy                   `json:"policy"`
 }
 
 // ParameterGetter reads an SSM parameter; *ssm.Client is one.
@@ -126,6 +122,7 @@ func Load(ctx context.Context, getenv func(string) string, params ParameterGette
 		Version:       getenv(EnvVersion),
 		LocalEndpoint: getenv("AWS_ENDPOINT_URL") != "" || getenv("AWS_ENDPOINT_URL_DYNAMODB") != "",
 	}
+	cfg.AWSEndpoints = awsEndpoints(getenv)
 	if cfg.LogLevel == "" {
 		cfg.LogLevel = "info"
 	}
@@ -164,6 +161,36 @@ func Load(ctx context.Context, getenv func(string) string, params ParameterGette
 		return Config{}, fmt.Errorf("invalid configuration:\n  - %s", strings.Join(problems, "\n  - "))
 	}
 	return cfg, nil
+}
+
+// endpointVariables are the AWS SDK's endpoint variables for the services the functions
+// call.
+var endpointVariables = []string{
+	"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+	"AWS_ENDPOINT_URL_SFN", "AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL_STS",
+}
+
+// awsEndpoints returns the host:port of every endpoint variable set, once each.
+func awsEndpoints(getenv func(string) string) []string {
+	var out []string
+	for _, name := range endpointVariables {
+		u, err := url.Parse(getenv(name))
+		if err != nil || u.Host == "" {
+			continue
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"https": "443"}[u.Scheme]
+			if port == "" {
+				port = "80"
+			}
+		}
+		hp := net.JoinHostPort(u.Hostname(), port)
+		if !slices.Contains(out, hp) {
+			out = append(out, hp)
+		}
+	}
+	return out
 }
 
 func readDocument(ctx context.Context, getenv func(string) string, params ParameterGetter) ([]byte, string, error) {

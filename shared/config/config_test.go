@@ -167,3 +167,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The local AWS endpoints are named for the outbound guard to deny, once each.
+func TestAWSEndpoints(t *testing.T) {
+	cfg, err := config.Load(context.Background(), env(map[string]string{
+		"STAGE": "dev", "TABLE_NAME": "t", "CONFIG_FILE": writeFile(t, validDoc),
+		"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:4566/",
+		"AWS_ENDPOINT_URL_SSM": "https://localstack.internal",
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.AWSEndpoints, " "); got != "127.0.0.1:4566 localstack.internal:443" {
+		t.Errorf("AWSEndpoints = %q", got)
+	}
+}

@@ -71,7 +71,7 @@ type Deliverer struct {
 // nil means a guarded client with the defaults) and signs with signer as gatewayID.
 func New(httpClient *http.Client, signer *Signer, gatewayID string) *Deliverer {
 	if httpClient == nil {
-		httpClient = outbound.NewClient(outbound.Options{})
+		httpClient = outbound.NewClient(outbound.Options{Purpose: outbound.Agents})
 	}
 	c := *httpClient
 	base := c.Transport

@@ -3,11 +3,8 @@ package identity
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"sync"
 	"time"
 
@@ -17,14 +14,12 @@ import (
 	"github.com/federation-gateway/gateway/shared/federation"
 )
 
-// TrustDomain is a SPIFFE trust domain whose SVIDs the gateway accepts, with its bundle
-// inline and/or the URL of its bundle endpoint. It has the fields of config.TrustDomain,
-// so one converts to the other (identity.TrustDomain(td)); it is declared here so that
-// the domain does not import the configuration's SSM client.
-type TrustDomain struct {
-	Name           string          `json:"name"`
-	Bundle         json.RawMessage `json:"bundle,omitempty"`
-	BundleEndpoint string          `json:"bundle_endpoint,omitempty"`
+// BundleFetcher fetches SPIFFE trust bundles from bundle endpoints.
+type BundleFetcher interface {
+	// FetchBundle returns the bundle document (a JWKS) served at endpoint, at most
+	// MaxBundleSize bytes. Errors: EUNAVAILABLE when it cannot be fetched; EINVALID when
+	// the endpoint is not a URL or the outbound guard refuses its address.
+	FetchBundle(ctx context.Context, endpoint string) ([]byte, error)
 }
 
 // BundleSource gives the SPIFFE trust bundle of a trust domain.
@@ -56,7 +51,7 @@ type StaticBundles map[spiffeid.TrustDomain]*spiffebundle.Bundle
 
 // InlineBundles returns the inline bundles of the trust domains that have one. Every
 // problem (an invalid name or bundle, a name used twice) is reported at once.
-func InlineBundles(domains []TrustDomain) (StaticBundles, error) {
+func InlineBundles(domains []federation.TrustDomain) (StaticBundles, error) {
 	s := StaticBundles{}
 	var problems []error
 	seen := map[string]bool{}
@@ -158,7 +153,7 @@ type storedEntry struct {
 // NewStoredBundles returns the StoredBundles of the store for the trust domains that have
 // a bundle endpoint. ttl is how long a read is reused (zero means
 // DefaultStoredBundleTTL); now is the clock (nil means time.Now).
-func NewStoredBundles(store BundleStore, domains []TrustDomain, ttl time.Duration, now func() time.Time) *StoredBundles {
+func NewStoredBundles(store BundleStore, domains []federation.TrustDomain, ttl time.Duration, now func() time.Time) *StoredBundles {
 	if ttl <= 0 {
 		ttl = DefaultStoredBundleTTL
 	}
@@ -208,8 +203,8 @@ func (s *StoredBundles) Bundle(ctx context.Context, td spiffeid.TrustDomain) (*s
 	return e.bundle, nil
 }
 
-// maxBundleSize bounds a fetched bundle: well under DynamoDB's 400 KB item.
-const maxBundleSize = 256 << 10
+// MaxBundleSize bounds a fetched bundle: well under DynamoDB's 400 KB item.
+const MaxBundleSize = 256 << 10
 
 // BundleRefresh is what RefreshBundles did for one trust domain.
 type BundleRefresh struct {
@@ -220,11 +215,11 @@ type BundleRefresh struct {
 }
 
 // RefreshBundles fetches the bundle of every trust domain with a bundle endpoint (a JWKS
-// document with spiffe_sequence and spiffe_refresh_hint, SPIFFE Federation §5) through
-// client, which should be outbound-guarded, and stores those that changed. A bundle whose
+// document with spiffe_sequence and spiffe_refresh_hint, SPIFFE Federation §5) with
+// fetcher, and stores those that changed. A bundle whose
 // sequence is lower than the stored one's is refused: an endpoint cannot roll keys back.
 // One failing endpoint does not stop the others; the error joins every failure.
-func RefreshBundles(ctx context.Context, domains []TrustDomain, client *http.Client, store BundleStore) ([]BundleRefresh, error) {
+func RefreshBundles(ctx context.Context, domains []federation.TrustDomain, fetcher BundleFetcher, store BundleStore) ([]BundleRefresh, error) {
 	var names []string
 	for _, d := range domains {
 		if d.BundleEndpoint != "" {
@@ -244,7 +239,7 @@ func RefreshBundles(ctx context.Context, domains []TrustDomain, client *http.Cli
 		if d.BundleEndpoint == "" {
 			continue
 		}
-		r := refreshOne(ctx, d, client, store, stored)
+		r := refreshOne(ctx, d, fetcher, store, stored)
 		if r.Err != nil {
 			errs = append(errs, fmt.Errorf("refresh bundle of %s: %w", d.Name, r.Err))
 		}
@@ -253,9 +248,9 @@ func RefreshBundles(ctx context.Context, domains []TrustDomain, client *http.Cli
 	return results, errors.Join(errs...)
 }
 
-func refreshOne(ctx context.Context, d TrustDomain, client *http.Client, store BundleStore, stored map[string]StoredBundle) BundleRefresh {
+func refreshOne(ctx context.Context, d federation.TrustDomain, fetcher BundleFetcher, store BundleStore, stored map[string]StoredBundle) BundleRefresh {
 	r := BundleRefresh{TrustDomain: d.Name}
-	raw, err := fetchBundle(ctx, client, d.BundleEndpoint)
+	raw, err := fetcher.FetchBundle(ctx, d.BundleEndpoint)
 	if err != nil {
 		r.Err = err
 		return r
@@ -283,30 +278,4 @@ func refreshOne(ctx context.Context, d TrustDomain, client *http.Client, store B
 	}
 	r.Updated = true
 	return r
-}
-
-func fetchBundle(ctx context.Context, client *http.Client, endpoint string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
-	if err != nil {
-		return nil, federation.Wrap(federation.EINVALID, err, "invalid bundle endpoint")
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, federation.Wrap(federation.EUNAVAILABLE, err, "the bundle endpoint is unreachable")
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, federation.Errorf(federation.EUNAVAILABLE, "the bundle endpoint answered %d", resp.StatusCode)
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBundleSize+1))
-	if err != nil {
-		return nil, federation.Wrap(federation.EUNAVAILABLE, err, "reading the bundle failed")
-	}
-	if len(raw) > maxBundleSize {
-		return nil, federation.Errorf(federation.EUNAVAILABLE, "the bundle is larger than %d bytes", maxBundleSize)
-	}
-	return raw, nil
 }

@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,7 +17,9 @@ import (
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/outbound/outboundtest"
 )
 
 // bundleEndpoint is a SPIFFE bundle endpoint whose answer the test sets.
@@ -45,15 +48,24 @@ func (e *bundleEndpoint) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 func TestRefreshBundles(t *testing.T) {
 	ctx := context.Background()
 	store := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
-	client := outbound.NewClient(outbound.Options{AllowPrivate: true})
 	a, b := newAuthority(t, "registry-a.example"), newAuthority(t, "registry-b.example")
 	epA, epB := &bundleEndpoint{}, &bundleEndpoint{}
-	srvA, srvB := httptest.NewServer(epA), httptest.NewServer(epB)
+	srvA, srvB := httptest.NewTLSServer(epA), httptest.NewTLSServer(epB)
 	defer srvA.Close()
 	defer srvB.Close()
-	domains := []identity.TrustDomain{
-		{Name: "registry-a.example", BundleEndpoint: srvA.URL},
-		{Name: "registry-b.example", BundleEndpoint: srvB.URL},
+	// The endpoints get public names on a test network: bundle endpoints are fetched
+	// under the Identifiers policy, which reaches public https addresses only.
+	n := outboundtest.NewNet()
+	n.Name("bundle-a.example.com", "93.184.216.40")
+	n.Name("bundle-b.example.com", "93.184.216.41")
+	n.Serve("93.184.216.40:443", srvA.Listener.Addr().String())
+	n.Serve("93.184.216.41:443", srvB.Listener.Addr().String())
+	roots := x509.NewCertPool()
+	roots.AddCert(srvA.Certificate())
+	client := identityhttp.NewBundleFetcher(outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Network: n, RootCAs: roots}))
+	domains := []federation.TrustDomain{
+		{Name: "registry-a.example", BundleEndpoint: "https://bundle-a.example.com/bundle"},
+		{Name: "registry-b.example", BundleEndpoint: "https://bundle-b.example.com/bundle"},
 		{Name: "inline.example", Bundle: a.bundle(t, 1)}, // no endpoint: not fetched
 	}
 	sequenceOf := func(name string) int64 {
@@ -111,10 +123,12 @@ func TestRefreshBundles(t *testing.T) {
 		t.Errorf("an invalid bundle is the endpoint's failure: %v", res[0].Err)
 	}
 
-	// The guard applies: without AllowPrivate, a loopback endpoint is refused.
-	res, err := identity.RefreshBundles(ctx, domains[:1], outbound.NewClient(outbound.Options{}), store)
+	// The guard applies: a loopback endpoint is refused, allow_private_networks or not.
+	loopback := []federation.TrustDomain{{Name: "registry-a.example", BundleEndpoint: srvA.URL}}
+	private := identityhttp.NewBundleFetcher(outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, AllowPrivate: true, RootCAs: roots}))
+	res, err := identity.RefreshBundles(ctx, loopback, private, store)
 	if err == nil || !outbound.IsRefused(res[0].Err) {
-		t.Errorf("guarded client: %v", err)
+		t.Errorf("a loopback bundle endpoint: %v", err)
 	}
 }
 
@@ -125,7 +139,7 @@ func TestStoredBundlesServeTheVerifier(t *testing.T) {
 	store := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
 	old, rotated := newAuthority(t, "registry-a.example"), newAuthority(t, "registry-a.example")
 	rotated.kid = "rotated"
-	domains := []identity.TrustDomain{{Name: "registry-a.example", Bundle: old.bundle(t, 1), BundleEndpoint: "https://bundle.registry-a.example"}}
+	domains := []federation.TrustDomain{{Name: "registry-a.example", Bundle: old.bundle(t, 1), BundleEndpoint: "https://bundle.registry-a.example"}}
 	inline, err := identity.InlineBundles(domains)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +182,7 @@ func TestStoredBundlesServeTheVerifier(t *testing.T) {
 
 func TestInlineBundlesReportsEveryProblem(t *testing.T) {
 	a := newAuthority(t, "registry-a.example")
-	_, err := identity.InlineBundles([]identity.TrustDomain{
+	_, err := identity.InlineBundles([]federation.TrustDomain{
 		{Name: "registry-a.example", Bundle: a.bundle(t, 1)},
 		{Name: "Not A Domain", Bundle: a.bundle(t, 1)},
 		{Name: "empty.example", Bundle: []byte(`{"keys":[]}`)},

@@ -8,9 +8,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -22,12 +20,21 @@ import (
 	"github.com/federation-gateway/gateway/shared/federation"
 )
 
-// Limits of did:web resolution.
-const (
-	maxDIDDocument   = 64 << 10
-	didFetchTimeout  = 5 * time.Second
-	maxCachedDIDDocs = 1024
-)
+// MaxDIDDocument bounds a did:web document: far above a real one, far below what would
+// make parsing one costly.
+const MaxDIDDocument = 64 << 10
+
+// maxCachedDIDDocs bounds the documents a Verifier keeps: identifiers are the caller's
+// choice, so the memory they take must be bounded.
+const maxCachedDIDDocs = 1024
+
+// DIDResolver resolves did:web identifiers to their DID documents.
+type DIDResolver interface {
+	// ResolveDID returns the DID document of did, a did:web. Errors: EUNAVAILABLE when
+	// the document cannot be fetched or read; EINVALID when the DID is not a valid
+	// did:web or the outbound guard refuses its address.
+	ResolveDID(ctx context.Context, did string) (*DIDDocument, error)
+}
 
 // verifyDIDKey verifies a JWT whose issuer is a did:key: the key is the identifier itself.
 func (v *Verifier) verifyDIDKey(ctx context.Context, p *parsedJWT) (federation.Identity, error) {
@@ -50,7 +57,7 @@ func (v *Verifier) verifyDIDKey(ctx context.Context, p *parsedJWT) (federation.I
 // method of its DID document that kid names.
 func (v *Verifier) verifyDIDWeb(ctx context.Context, p *parsedJWT) (federation.Identity, error) {
 	did := p.claims.Issuer
-	docURL, host, err := didWebURL(did)
+	_, host, err := DIDWebURL(did)
 	if err != nil {
 		return federation.Identity{}, err
 	}
@@ -64,7 +71,7 @@ func (v *Verifier) verifyDIDWeb(ctx context.Context, p *parsedJWT) (federation.I
 	case !strings.HasPrefix(kid, did+"#") || len(kid) == len(did)+1:
 		return federation.Identity{}, deny("unknown key", nil)
 	}
-	doc, err := v.dids.resolve(ctx, did, docURL)
+	doc, err := v.dids.resolve(ctx, did)
 	if err != nil {
 		return federation.Identity{}, err
 	}
@@ -92,10 +99,10 @@ func (v *Verifier) finishDID(ctx context.Context, p *parsedJWT, method, did, tru
 	return federation.Identity{Method: method, Subject: did, TrustDomain: trustDomain, ExpiresAt: expiry(p.claims)}, nil
 }
 
-// didWebURL returns the URL of a did:web's document and its host (did:web method
+// DIDWebURL returns the URL of a did:web's document and its host (did:web method
 // specification: ':' separates path segments, the host's port is percent-encoded, no path
-// means /.well-known).
-func didWebURL(did string) (docURL, host string, err error) {
+// means /.well-known). The URL is always https. Errors: EUNAUTHORIZED ("invalid DID").
+func DIDWebURL(did string) (docURL, host string, err error) {
 	id := strings.TrimPrefix(did, "did:web:")
 	if id == "" || strings.ContainsAny(id, "/?#@[] \\") {
 		return "", "", deny("invalid DID", nil)
@@ -146,14 +153,27 @@ func validHost(h string) bool {
 	return true
 }
 
-// didDocument is the part of a DID document the verifier reads.
-type didDocument struct {
+// DIDDocument is the part of a DID document the verifier reads.
+type DIDDocument struct {
 	ID                 string               `json:"id"`
 	VerificationMethod []verificationMethod `json:"verificationMethod"`
 	// The verification relationships: references (absolute or relative DID URLs) or
 	// embedded methods.
 	Authentication  []json.RawMessage `json:"authentication"`
 	AssertionMethod []json.RawMessage `json:"assertionMethod"`
+}
+
+// ParseDIDDocument decodes a DID document of at most MaxDIDDocument bytes. Errors:
+// EUNAVAILABLE when it is not one: the DID's host serves something else.
+func ParseDIDDocument(raw []byte) (*DIDDocument, error) {
+	if len(raw) > MaxDIDDocument {
+		return nil, federation.Errorf(federation.EUNAVAILABLE, "the DID document is larger than %d bytes", MaxDIDDocument)
+	}
+	var doc DIDDocument
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, federation.Wrap(federation.EUNAVAILABLE, err, "the DID document is not a JSON DID document")
+	}
+	return &doc, nil
 }
 
 type verificationMethod struct {
@@ -167,7 +187,7 @@ type verificationMethod struct {
 // key returns the public key of the verification method kid (an absolute DID URL). Only a
 // method the document authorizes for authentication or assertion is accepted: a key
 // listed for, say, key agreement is not one its controller signs with.
-func (d *didDocument) key(kid string) (crypto.PublicKey, error) {
+func (d *DIDDocument) key(kid string) (crypto.PublicKey, error) {
 	abs := func(id string) string {
 		if strings.HasPrefix(id, "#") {
 			return d.ID + id
@@ -227,81 +247,50 @@ func (m *verificationMethod) publicKey() (crypto.PublicKey, error) {
 	return nil, deny("unusable key", nil)
 }
 
-// didResolver fetches did:web documents through an outbound-guarded client and keeps them
-// for a while: a busy agent's every request must not cost a fetch from its host.
-type didResolver struct {
-	client *http.Client
-	ttl    time.Duration
-	now    func() time.Time
+// didCache keeps resolved did:web documents for a while: a busy agent's every request
+// must not cost a fetch from its host.
+type didCache struct {
+	resolver DIDResolver
+	ttl      time.Duration
+	now      func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]cachedDoc
 }
 
 type cachedDoc struct {
-	doc     *didDocument
+	doc     *DIDDocument
 	expires time.Time
 }
 
-func newDIDResolver(client *http.Client, ttl time.Duration, now func() time.Time) *didResolver {
-	return &didResolver{client: client, ttl: ttl, now: now, cache: map[string]cachedDoc{}}
+func newDIDCache(r DIDResolver, ttl time.Duration, now func() time.Time) *didCache {
+	return &didCache{resolver: r, ttl: ttl, now: now, cache: map[string]cachedDoc{}}
 }
 
-func (r *didResolver) resolve(ctx context.Context, did, docURL string) (*didDocument, error) {
-	now := r.now()
-	r.mu.Lock()
-	c, ok := r.cache[did]
-	r.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.doc, nil
+func (c *didCache) resolve(ctx context.Context, did string) (*DIDDocument, error) {
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.cache[did]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.doc, nil
 	}
-	doc, err := r.fetch(ctx, docURL)
+	doc, err := c.resolver.ResolveDID(ctx, did)
 	if err != nil {
 		return nil, deny("DID document unavailable", err)
 	}
 	if doc.ID != did {
-		return nil, deny("DID document does not match the DID", fmt.Errorf("%s names %q", docURL, doc.ID))
+		return nil, deny("DID document does not match the DID", fmt.Errorf("the document of %s names %q", did, doc.ID))
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.cache) >= maxCachedDIDDocs {
-		// Identifiers are the caller's choice: bound the memory they can take.
-		for k, e := range r.cache {
-			if !now.Before(e.expires) || len(r.cache) >= maxCachedDIDDocs {
-				delete(r.cache, k)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.cache) >= maxCachedDIDDocs {
+		for k, e := range c.cache {
+			if !now.Before(e.expires) || len(c.cache) >= maxCachedDIDDocs {
+				delete(c.cache, k)
 			}
 		}
 	}
-	r.cache[did] = cachedDoc{doc: doc, expires: now.Add(r.ttl)}
+	c.cache[did] = cachedDoc{doc: doc, expires: now.Add(c.ttl)}
 	return doc, nil
-}
-
-func (r *didResolver) fetch(ctx context.Context, docURL string) (*didDocument, error) {
-	ctx, cancel := context.WithTimeout(ctx, didFetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, docURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/did+json, application/json")
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", docURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("get %s: status %d", docURL, resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDIDDocument+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", docURL, err)
-	}
-	if len(body) > maxDIDDocument {
-		return nil, fmt.Errorf("%s is larger than %d bytes", docURL, maxDIDDocument)
-	}
-	var doc didDocument
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", docURL, err)
-	}
-	return &doc, nil
 }

@@ -23,7 +23,7 @@ func TestDIDWebURL(t *testing.T) {
 		{"did:web:example.com/x", "", ""},
 	}
 	for _, tt := range tests {
-		u, host, err := didWebURL(tt.did)
+		u, host, err := DIDWebURL(tt.did)
 		if tt.url == "" {
 			if err == nil {
 				t.Errorf("%s: accepted as %s", tt.did, u)
@@ -43,7 +43,7 @@ func FuzzDIDWebURL(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, did string) {
-		raw, host, err := didWebURL(did)
+		raw, host, err := DIDWebURL(did)
 		if err != nil {
 			return
 		}

@@ -19,7 +19,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,24 +33,30 @@ import (
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
+	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/outbound/outboundtest"
 )
 
 const audience = "federation-gateway"
 
-// didHost is the TLS test server that serves did:web documents; didDocs maps a path to
-// the document served there.
+// didHost is the public name of the TLS test server that serves did:web documents, on
+// the test network didNet (no name of it is ever looked up outside the process);
+// didDocs maps a path to the document served there.
+const didHost = "did.example.com"
+
 var (
-	didHost string
-	didDocs sync.Map
-	seq     atomic.Int64
+	didNet   *outboundtest.Net
+	didRoots *x509.CertPool
+	didDocs  sync.Map
+	seq      atomic.Int64
 )
 
-// TestMain starts the did:web server. The outbound client has no way to take extra root
-// certificates, so the test server's certificate becomes the process's only root through
-// SSL_CERT_FILE, which crypto/x509 reads once, at the first verification: nothing in
-// this process then reaches (or could trust) any host but the test server.
+// TestMain starts the did:web server and gives it a public name and address on the test
+// network, so the verifier reaches it through the outbound Identifiers policy, as in
+// production.
 func TestMain(m *testing.M) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		doc, ok := didDocs.Load(r.URL.Path)
@@ -62,28 +67,29 @@ func TestMain(m *testing.M) {
 		w.Header().Set("Content-Type", "application/did+json")
 		_, _ = w.Write(doc.([]byte))
 	}))
-	dir, err := os.MkdirTemp("", "identity-test")
-	if err != nil {
-		panic(err)
-	}
-	roots := filepath.Join(dir, "roots.pem")
-	if err := os.WriteFile(roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		panic(err)
-	}
-	os.Setenv("SSL_CERT_FILE", roots)
-	os.Setenv("SSL_CERT_DIR", dir)
-	didHost = strings.TrimPrefix(srv.URL, "https://")
+	didNet = outboundtest.NewNet()
+	didNet.Name(didHost, "93.184.216.34")
+	didNet.Serve("93.184.216.34:443", srv.Listener.Addr().String())
+	didRoots = x509.NewCertPool()
+	didRoots.AddCert(srv.Certificate())
 	code := m.Run()
 	srv.Close()
-	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// didResolver resolves did:web identifiers as the functions do: the identityhttp adapter
+// over a client of the Identifiers policy, on the test network.
+func didResolver() identity.DIDResolver {
+	return identityhttp.NewDIDResolver(outbound.NewClient(outbound.Options{
+		Purpose: outbound.Identifiers, Network: didNet, RootCAs: didRoots, Timeout: 5 * time.Second,
+	}))
 }
 
 // serveDID publishes doc for a fresh did:web under the test server and returns the DID.
 func serveDID(t testing.TB, doc func(did string) map[string]any) string {
 	t.Helper()
 	name := fmt.Sprintf("agent%d", seq.Add(1))
-	did := "did:web:" + strings.ReplaceAll(url.PathEscape(didHost), ":", "%3A") + ":agents:" + name
+	did := "did:web:" + didHost + ":agents:" + name
 	setDID(t, "/agents/"+name+"/did.json", doc(did))
 	return did
 }
@@ -294,14 +300,14 @@ type world struct {
 func newWorld(t testing.TB, opts identity.Options) *world {
 	t.Helper()
 	w := &world{a: newAuthority(t, "registry-a.example"), b: newAuthority(t, "other.example")}
-	bundles, err := identity.InlineBundles([]identity.TrustDomain{{Name: "registry-a.example", Bundle: w.a.bundle(t, 1)}})
+	bundles, err := identity.InlineBundles([]federation.TrustDomain{{Name: "registry-a.example", Bundle: w.a.bundle(t, 1)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.Audience = audience
 	opts.Bundles = bundles
 	opts.Replay = dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t)).ReplayGuard()
-	opts.HTTPClient = outbound.NewClient(outbound.Options{AllowPrivate: true})
+	opts.DIDs = didResolver()
 	w.v, err = identity.NewVerifier(opts)
 	if err != nil {
 		t.Fatal(err)

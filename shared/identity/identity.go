@@ -1,6 +1,8 @@
 // Package identity verifies the credentials agents present across trust boundaries: SPIFFE
 // JWT-SVIDs and X.509-SVIDs of the configured trust domains, and JWTs signed by did:key and
-// did:web identities (DESIGN §6).
+// did:web identities (docs/architecture.md, "Security model"). The HTTP that resolving
+// a did:web or refreshing a SPIFFE bundle takes lives in the identityhttp adapter, behind
+// the DIDResolver and BundleFetcher interfaces.
 //
 // A verified credential becomes a federation.Identity:
 //
@@ -20,7 +22,6 @@ package identity
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"time"
 
@@ -69,9 +70,9 @@ type Options struct {
 	Bundles BundleSource
 	// Replay claims JWT IDs. Required.
 	Replay ReplayGuard
-	// HTTPClient fetches did:web documents; it should be an outbound-guarded client
-	// (outbound.NewClient). Nil accepts no did:web credential.
-	HTTPClient *http.Client
+	// DIDs resolves did:web identifiers (identityhttp.NewDIDResolver, over a client of the
+	// outbound Identifiers policy). Nil accepts no did:web credential.
+	DIDs DIDResolver
 	// Clock returns the current time; nil means time.Now. go-spiffe checks a JWT-SVID
 	// against the system clock as well, so a clock far from it refuses every JWT-SVID.
 	Clock func() time.Time
@@ -89,7 +90,7 @@ type Verifier struct {
 	audience    string
 	bundles     BundleSource
 	replay      ReplayGuard
-	dids        *didResolver
+	dids        *didCache
 	now         func() time.Time
 	skew        time.Duration
 	maxLifetime time.Duration
@@ -118,12 +119,12 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	if v.maxLifetime == 0 {
 		v.maxLifetime = DefaultMaxLifetime
 	}
-	if opts.HTTPClient != nil {
+	if opts.DIDs != nil {
 		ttl := opts.DIDCacheTTL
 		if ttl == 0 {
 			ttl = DefaultDIDCacheTTL
 		}
-		v.dids = newDIDResolver(opts.HTTPClient, ttl, v.now)
+		v.dids = newDIDCache(opts.DIDs, ttl, v.now)
 	}
 	return v, nil
 }

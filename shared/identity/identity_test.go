@@ -315,20 +315,20 @@ func TestDIDWeb(t *testing.T) {
 			return federation.Credential{Token: tamper(t, tok, c)}
 		}, "invalid signature"},
 		{"no document", func(t *testing.T) federation.Credential {
-			did := "did:web:" + strings.ReplaceAll(didHost, ":", "%3A") + ":nobody"
+			did := "did:web:" + didHost + ":nobody"
 			return federation.Credential{Token: token(did, "#key-1", nil)}
 		}, "DID document unavailable"},
 		{"path traversal", func(t *testing.T) federation.Credential {
-			did := "did:web:" + strings.ReplaceAll(didHost, ":", "%3A") + ":..:etc"
+			did := "did:web:" + didHost + ":..:etc"
 			return federation.Credential{Token: token(did, "#key-1", nil)}
 		}, "invalid DID"},
 		{"userinfo in the host", func(t *testing.T) federation.Credential {
-			did := "did:web:user%40" + strings.ReplaceAll(didHost, ":", "%3A")
+			did := "did:web:user%40" + didHost
 			return federation.Credential{Token: token(did, "#key-1", nil)}
 		}, "invalid DID"},
 	}
 	runCases(t, w, identity.MethodDIDWeb, cases, func(t *testing.T, id federation.Identity) {
-		if !strings.HasPrefix(id.Subject, "did:web:127.0.0.1%3A") || id.TrustDomain != didHost {
+		if !strings.HasPrefix(id.Subject, "did:web:"+didHost+":") || id.TrustDomain != didHost {
 			t.Errorf("identity = %+v, want trust domain %s", id, didHost)
 		}
 	})

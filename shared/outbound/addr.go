@@ -8,23 +8,47 @@ import (
 
 // CheckAddr returns nil when addr is a public unicast address the gateway may connect to,
 // and otherwise an EINVALID error, matched by IsRefused, that says what kind of address it
-// is. It is the test NewClient applies to every address it dials unless AllowPrivate is set.
+// is. It is the test every policy applies to the addresses it dials; only Registries and
+// Agents with AllowPrivate relax it, for loopback and private ranges.
 func CheckAddr(addr netip.Addr) error {
-	if reason := classify(addr); reason != "" {
+	if kind, reason := classify(addr); kind != public {
 		return refusedf("%s is %s", addr.WithZone(""), reason)
 	}
 	return nil
 }
 
+// kind is what an address is to the guard.
+type kind int
+
+const (
+	// public: any policy may dial it.
+	public kind = iota
+	// private: loopback, RFC 1918, unique-local and shared (CGNAT) addresses, which
+	// AllowPrivate opens to Registries and Agents for local development.
+	private
+	// forbidden: never dialled by any policy: link-local (the cloud metadata services
+	// live there), multicast, unspecified, reserved and documentation ranges.
+	forbidden
+)
+
+// metadata lists the cloud instance metadata endpoints that sit outside the link-local
+// ranges: inside a range AllowPrivate opens, so they are named one by one.
+var metadata = []struct {
+	prefix netip.Prefix
+	reason string
+}{
+	{netip.MustParsePrefix("fd00:ec2::/32"), "an AWS instance service address (fd00:ec2::/32: metadata, DNS, time)"},
+	{netip.MustParsePrefix("100.100.100.200/32"), "a cloud instance metadata address (100.100.100.200)"},
+}
+
 // reserved lists non-public ranges the netip predicates do not cover. Some are not routable
-// on the Internet at all (documentation, benchmarking): a registry URL resolving there is a
+// on the Internet at all (documentation, benchmarking): a URL resolving there is a
 // misconfiguration or an attack, and refusing it costs nothing.
 var reserved = []struct {
 	prefix netip.Prefix
 	reason string
 }{
 	{netip.MustParsePrefix("0.0.0.0/8"), `in 0.0.0.0/8 ("this network")`},
-	{netip.MustParsePrefix("100.64.0.0/10"), "a shared address (carrier-grade NAT, 100.64.0.0/10)"},
 	{netip.MustParsePrefix("192.0.0.0/24"), "an IETF protocol assignment (192.0.0.0/24)"},
 	{netip.MustParsePrefix("192.0.2.0/24"), "a documentation address (192.0.2.0/24)"},
 	{netip.MustParsePrefix("198.18.0.0/15"), "a benchmarking address (198.18.0.0/15)"},
@@ -37,6 +61,8 @@ var reserved = []struct {
 	{netip.MustParsePrefix("fec0::/10"), "a site-local address (fec0::/10)"},
 }
 
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
 // Prefixes whose IPv6 addresses carry an IPv4 address in their bits: a gateway or relay
 // turns them into IPv4 traffic, so the embedded address is what gets reached.
 var (
@@ -45,47 +71,55 @@ var (
 	sixToFourPrefix  = netip.MustParsePrefix("2002::/16")
 )
 
-// classify returns why addr must not be dialled, or "" when it is public.
-func classify(addr netip.Addr) string {
+// classify returns what addr is to the guard and, unless it is public, why.
+func classify(addr netip.Addr) (kind, string) {
 	addr = addr.WithZone("")
 	if !addr.IsValid() {
-		return "not a valid IP address"
+		return forbidden, "not a valid IP address"
 	}
 	if addr.Is4In6() {
-		if r := classify(addr.Unmap()); r != "" {
-			return "an IPv4-mapped form of " + addr.Unmap().String() + ", " + r
+		if k, r := classify(addr.Unmap()); k != public {
+			return k, "an IPv4-mapped form of " + addr.Unmap().String() + ", " + r
 		}
-		return ""
+		return public, ""
+	}
+	for _, m := range metadata {
+		if m.prefix.Contains(addr) {
+			return forbidden, m.reason
+		}
 	}
 	switch {
 	case addr.IsUnspecified():
-		return "the unspecified address"
+		return forbidden, "the unspecified address"
 	case addr.IsLoopback():
-		return "a loopback address"
+		return private, "a loopback address"
 	case addr == netip.AddrFrom4([4]byte{169, 254, 169, 254}):
-		return "a link-local address (the cloud instance metadata service)"
+		return forbidden, "a link-local address (the cloud instance metadata service)"
 	case addr.IsLinkLocalUnicast():
-		return "a link-local address"
+		return forbidden, "a link-local address"
 	case addr.IsMulticast():
-		return "a multicast address"
+		return forbidden, "a multicast address"
 	case addr.Is4() && addr.IsPrivate():
-		return "a private address (RFC 1918)"
+		return private, "a private address (RFC 1918)"
 	case addr.IsPrivate():
-		return "a unique-local address (fc00::/7)"
+		return private, "a unique-local address (fc00::/7)"
 	case addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return "the broadcast address"
+		return forbidden, "the broadcast address"
+	case cgnat.Contains(addr):
+		return private, "a shared address (carrier-grade NAT, 100.64.0.0/10)"
 	}
 	if embedded, ok := embeddedIPv4(addr); ok {
-		if r := classify(embedded); r != "" {
-			return "an IPv6 address embedding " + embedded.String() + ", " + r
+		// Translated traffic to a non-public address is never a development setup.
+		if k, r := classify(embedded); k != public {
+			return forbidden, "an IPv6 address embedding " + embedded.String() + ", " + r
 		}
 	}
 	for _, p := range reserved {
 		if p.prefix.Contains(addr) {
-			return p.reason
+			return forbidden, p.reason
 		}
 	}
-	return ""
+	return public, ""
 }
 
 // embeddedIPv4 returns the IPv4 address a NAT64 or 6to4 address translates to.

@@ -1,11 +1,8 @@
 package outbound
 
 import (
-	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,12 +10,12 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/outbound/outboundtest"
 )
 
 func TestCheckAddr(t *testing.T) {
@@ -58,6 +55,8 @@ func TestCheckAddr(t *testing.T) {
 		{"2002:7f00:1::1", "embedding 127.0.0.1"},           // 6to4 of loopback
 		{"::7f00:1", "IPv4-compatible"},
 		{"fec0::1", "site-local"},
+		{"fd00:ec2::254", "AWS instance service"},
+		{"100.100.100.200", "metadata"},
 
 		{"93.184.216.34", ""},
 		{"8.8.8.8", ""},
@@ -162,49 +161,13 @@ func TestClientRefusesOtherSchemes(t *testing.T) {
 	}
 }
 
-// fakeNet is a resolver and dialer for tests: names resolve through its table, and only
-// the "public" addresses it maps to the loopback test server can be dialled, so no test
-// traffic ever leaves the machine.
-type fakeNet struct {
-	t       *testing.T
-	names   map[string][]string // host name -> addresses
-	servers map[string]string   // "public" ip:port -> the test server's loopback address
-
-	mu     sync.Mutex
-	dialed []string
-}
-
-func (f *fakeNet) lookup(_ context.Context, host string) ([]netip.Addr, error) {
-	addrs, ok := f.names[host]
-	if !ok {
-		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-	}
-	out := make([]netip.Addr, len(addrs))
-	for i, a := range addrs {
-		out[i] = netip.MustParseAddr(a)
-	}
-	return out, nil
-}
-
-func (f *fakeNet) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	f.mu.Lock()
-	f.dialed = append(f.dialed, addr)
-	f.mu.Unlock()
-	target, ok := f.servers[addr]
-	if !ok {
-		f.t.Errorf("dialled %s, which is not a test server", addr)
-		return nil, fmt.Errorf("fake net: %s unreachable", addr)
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, network, target)
-}
-
-// guardedClient returns a client without AllowPrivate whose network is f, trusting srv's
-// certificate (issued for *.example.com).
-func guardedClient(f *fakeNet, srv *httptest.Server, opts Options) *http.Client {
+// guardedClient returns a client of opts whose network is n, trusting srv's certificate
+// (issued for *.example.com).
+func guardedClient(n *outboundtest.Net, srv *httptest.Server, opts Options) *http.Client {
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
-	return newClient(opts, hooks{lookup: f.lookup, dial: f.dial, tlsConfig: &tls.Config{RootCAs: roots}})
+	opts.Network, opts.RootCAs = n, roots
+	return NewClient(opts)
 }
 
 func TestClientRedirects(t *testing.T) {
@@ -225,22 +188,20 @@ func TestClientRedirects(t *testing.T) {
 	srv := httptest.NewTLSServer(mux)
 	defer srv.Close()
 
-	f := &fakeNet{
-		t: t,
-		names: map[string][]string{
-			"registry.example.com": {"93.184.216.34"},
-			"other.example.com":    {"93.184.216.35"},
-			"evil.example.com":     {"127.0.0.1"},
-			"meta.example.com":     {"169.254.169.254"},
-			"mapped.example.com":   {"::ffff:10.0.0.7"},
-			"rebind.example.com":   {"93.184.216.34", "10.0.0.1"},
-			"cgnat.example.com":    {"100.64.0.1"},
-		},
-		servers: map[string]string{
-			"93.184.216.34:443": srv.Listener.Addr().String(),
-			"93.184.216.35:443": srv.Listener.Addr().String(),
-		},
+	f := outboundtest.NewNet()
+	for name, addrs := range map[string][]string{
+		"registry.example.com": {"93.184.216.34"},
+		"other.example.com":    {"93.184.216.35"},
+		"evil.example.com":     {"127.0.0.1"},
+		"meta.example.com":     {"169.254.169.254"},
+		"mapped.example.com":   {"::ffff:10.0.0.7"},
+		"rebind.example.com":   {"93.184.216.34", "10.0.0.1"},
+		"cgnat.example.com":    {"100.64.0.1"},
+	} {
+		f.Name(name, addrs...)
 	}
+	f.Serve("93.184.216.34:443", srv.Listener.Addr().String())
+	f.Serve("93.184.216.35:443", srv.Listener.Addr().String())
 	redirect := func(target string) string {
 		return "https://registry.example.com/to?u=" + url.QueryEscape(target)
 	}
@@ -281,7 +242,7 @@ func TestClientRedirects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hits.Store(0)
-			f.dialed = nil
+			f.Dialed()
 			c := guardedClient(f, srv, tt.opts)
 			defer c.CloseIdleConnections()
 			resp, err := c.Get(tt.url)
@@ -303,7 +264,7 @@ func TestClientRedirects(t *testing.T) {
 			if got := hits.Load(); got != tt.wantHits {
 				t.Errorf("the server got %d requests; want %d", got, tt.wantHits)
 			}
-			for _, d := range f.dialed {
+			for _, d := range f.Dialed() {
 				if a, err := netip.ParseAddrPort(d); err != nil || CheckAddr(a.Addr()) != nil {
 					t.Errorf("dialled %s, which the guard should have refused", d)
 				}
@@ -316,11 +277,9 @@ func TestClientRebinding(t *testing.T) {
 	var hits counter
 	srv := httptest.NewTLSServer(&hits)
 	defer srv.Close()
-	f := &fakeNet{
-		t:       t,
-		names:   map[string][]string{"registry.example.com": {"93.184.216.34"}},
-		servers: map[string]string{"93.184.216.34:443": srv.Listener.Addr().String()},
-	}
+	f := outboundtest.NewNet()
+	f.Name("registry.example.com", "93.184.216.34")
+	f.Serve("93.184.216.34:443", srv.Listener.Addr().String())
 	c := guardedClient(f, srv, Options{})
 	resp, err := c.Get("https://registry.example.com/")
 	if err != nil {
@@ -330,7 +289,7 @@ func TestClientRebinding(t *testing.T) {
 
 	// The name now resolves to the metadata service: the next connection is refused,
 	// though the URL is the same.
-	f.names["registry.example.com"] = []string{"169.254.169.254"}
+	f.Name("registry.example.com", "169.254.169.254")
 	c.CloseIdleConnections()
 	_, err = c.Get("https://registry.example.com/")
 	refusal(t, err, "registry.example.com", "169.254.169.254")
