@@ -2,6 +2,8 @@ package dynamo
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -14,12 +16,15 @@ import (
 	"github.com/federation-gateway/gateway/shared/routing"
 )
 
-// Items of routing (DESIGN §4):
+// Items of routing (docs/architecture.md, "The table"):
 //
-//	MSG#<id>                    DELIVERY  the message ID's claim and delivery record, TTL 1 day
+//	MSG#<sender>#<id>           DELIVERY  the sender's message ID: its claim and delivery record, TTL 1 day
 //	RATE#agent#<did>#<minute>   COUNT     messages of a sender in a minute, TTL 1 hour
 //	RATE#global#<minute>        COUNT     messages of everyone in a minute
-//	LEDGER#<message id>         0001      the routing fee of a delivery, append-only
+//	LEDGER#<sender>#<id>        0001      the routing fee of a delivery, append-only
+//
+// <sender> is senderScope of the sender's DID: message IDs are the sender's own, so one
+// agent's ID never collides with (or squats) another's.
 const (
 	msgPrefix    = "MSG#"
 	skDelivery   = "DELIVERY"
@@ -31,12 +36,20 @@ const (
 
 var _ routing.Store = (*Store)(nil)
 
+// messageKey is the key part of a sender's message ID: a hash of the sender's DID (DIDs
+// are long, and their characters are the caller's choice) and the ID, which never holds
+// '#' (routing refuses it).
+func messageKey(from, id string) string {
+	sum := sha256.Sum256([]byte(from))
+	return hex.EncodeToString(sum[:16]) + "#" + id
+}
+
 // Admit implements routing.Store with one transaction of three conditional writes. A
 // failed delivery's claim may be taken again.
 func (s *Store) Admit(ctx context.Context, a routing.Admission) (routing.Claim, error) {
 	minute := a.Minute.UTC().Format("200601021504")
 	expires := nv(a.Minute.Add(time.Hour).Unix())
-	claim := key(msgPrefix+a.MessageID, skDelivery)
+	claim := key(msgPrefix+messageKey(a.From, a.MessageID), skDelivery)
 	claim["content_hash"], claim["from"], claim["to"] = sv(a.ContentHash), sv(a.From), sv(a.To)
 	claim["status"], claim["claimed_at"] = sv(routing.ClaimPending), sv(time.Now().UTC().Format(time.RFC3339Nano))
 	claim["expires_at"] = nv(time.Now().Add(deliveryTTL).Unix())
@@ -87,8 +100,8 @@ func (s *Store) Admit(ctx context.Context, a routing.Admission) (routing.Claim, 
 }
 
 // Claim implements routing.Store.
-func (s *Store) Claim(ctx context.Context, id string) (routing.Claim, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(msgPrefix+id, skDelivery), ConsistentRead: aws.Bool(true)})
+func (s *Store) Claim(ctx context.Context, from, id string) (routing.Claim, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(msgPrefix+messageKey(from, id), skDelivery), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return routing.Claim{}, fmt.Errorf("claim %s: %w", id, translate(err))
 	}
@@ -122,12 +135,12 @@ func (s *Store) Complete(ctx context.Context, c routing.Claim) error {
 		vals[":fee"] = sv(c.Fee)
 	}
 	items := []types.TransactWriteItem{{Update: &types.Update{
-		TableName: aws.String(s.table), Key: key(msgPrefix+c.MessageID, skDelivery),
+		TableName: aws.String(s.table), Key: key(msgPrefix+messageKey(c.From, c.MessageID), skDelivery),
 		UpdateExpression: aws.String(set), ConditionExpression: aws.String("#status = :pending"),
 		ExpressionAttributeNames: map[string]string{"#status": "status"}, ExpressionAttributeValues: vals,
 	}}}
 	if c.Status == routing.ClaimDelivered && c.Fee != "" {
-		entry := key(ledgerPrefix+c.MessageID, "0001")
+		entry := key(ledgerPrefix+messageKey(c.From, c.MessageID), "0001")
 		entry["kind"], entry["account"], entry["amount"] = sv("routing_fee"), sv(c.From), sv(c.Fee)
 		entry["message_id"], entry["at"] = sv(c.MessageID), sv(time.Now().UTC().Format(time.RFC3339Nano))
 		items = append(items, types.TransactWriteItem{Put: &types.Put{
@@ -145,11 +158,12 @@ type LedgerEntry struct {
 	Kind, Account, Amount, MessageID string
 }
 
-// Ledger returns the entries of a message's ledger (for tests and operators).
-func (s *Store) Ledger(ctx context.Context, messageID string) ([]LedgerEntry, error) {
+// Ledger returns the entries of the ledger of a sender's message (for tests and
+// operators).
+func (s *Store) Ledger(ctx context.Context, from, messageID string) ([]LedgerEntry, error) {
 	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
 		TableName: aws.String(s.table), KeyConditionExpression: aws.String("PK = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(ledgerPrefix + messageID)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(ledgerPrefix + messageKey(from, messageID))},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ledger of %s: %w", messageID, translate(err))

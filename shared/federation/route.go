@@ -26,11 +26,19 @@ type Identity struct {
 
 // RouteRequest asks the gateway to deliver a message from one agent to another.
 type RouteRequest struct {
-	From           string          `json:"from"`
-	To             string          `json:"to"`
-	Payload        json.RawMessage `json:"payload"`
-	MessageID      string          `json:"message_id,omitempty"`
-	SourceRegistry string          `json:"source_registry,omitempty"`
+	From    string          `json:"from"`
+	To      string          `json:"to"`
+	Payload json.RawMessage `json:"payload"`
+	// MessageID is the sender's ID of the message: a repeat with the same ID is delivered
+	// once. IDs are the sender's own; another sender's use of the same ID is another
+	// message.
+	MessageID string `json:"message_id,omitempty"`
+	// SourceRegistry is what the caller asserts its registry is: checked against the
+	// directory's, never taken from here.
+	SourceRegistry string `json:"source_registry,omitempty"`
+	// Parts says Payload is a JSON list of A2A v1.0 parts (text, data, file) that an A2A
+	// client sent the gateway, to be forwarded as they are rather than as one data part.
+	Parts bool `json:"-"`
 }
 
 // RouteResult is the outcome of a delivery.

@@ -27,11 +27,48 @@ type Discoverer interface {
 	Discover(ctx context.Context, q directory.Query) (directory.Page, error)
 }
 
-// BroadcastRequest asks for a payload to be delivered to every agent matching criteria.
+// BroadcastRequest asks for a payload to be delivered to every active agent that matches
+// Criteria, or to every active agent when All is set: one of the two, never neither, so
+// that a forgotten or misspelt filter never reaches the whole federation.
 type BroadcastRequest struct {
 	From     string          `json:"from"`
 	Payload  json.RawMessage `json:"payload"`
-	Criteria directory.Query `json:"criteria"`
+	Criteria Criteria        `json:"criteria"`
+	All      bool            `json:"all"`
+}
+
+// Criteria are a broadcast's filters: discovery's, every one given must match.
+type Criteria struct {
+	ServiceType string `json:"service_type,omitempty"`
+	// Capabilities is one capability or a list of them, as discovery's repeated
+	// capability parameter.
+	Capabilities Strings `json:"capability,omitempty"`
+	Tag          string  `json:"tag,omitempty"`
+	Registry     string  `json:"registry,omitempty"`
+	Text         string  `json:"q,omitempty"`
+}
+
+// Empty reports whether c filters nothing.
+func (c Criteria) Empty() bool {
+	return c.ServiceType == "" && len(c.Capabilities) == 0 && c.Tag == "" && c.Registry == "" && c.Text == ""
+}
+
+// Strings is a list of strings that JSON may also give as one string.
+type Strings []string
+
+// UnmarshalJSON accepts "x", ["x", "y"] or null. Errors: EINVALID.
+func (s *Strings) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = Strings{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return federation.Errorf(federation.EINVALID, "criteria.capability: want a string or a list of strings")
+	}
+	*s = many
+	return nil
 }
 
 // BroadcastResult says what a broadcast did.
@@ -51,50 +88,50 @@ type FailedDelivery struct {
 
 // Broadcast delivers req's payload to every active agent that matches its criteria but
 // the sender, with bounded concurrency. Each recipient counts against the sender's rate
-// limit. Errors: as Route, and EINVALID when the criteria match more than MaxRecipients.
+// limit. The sender is authorized as for Route before any recipient is searched for: a
+// caller cannot probe the directory, or reach anyone, as someone else. Errors: as Route,
+// and EINVALID when the request names no criteria and not "all", or when the criteria
+// match more than MaxRecipients.
 func (r *Router) Broadcast(ctx context.Context, d Discoverer, req BroadcastRequest, cred federation.Credential) (BroadcastResult, error) {
+	from := req.From
+	if from == "" {
+		req.From = "-" // checked again once the caller is known
+	}
 	if err := validate(federation.RouteRequest{From: req.From, To: "*", Payload: req.Payload}); err != nil {
 		return BroadcastResult{}, err
+	}
+	switch {
+	case req.All && !req.Criteria.Empty():
+		return BroadcastResult{}, federation.Errorf(federation.EINVALID, `"all": true reaches every agent: give it or criteria, not both`)
+	case !req.All && req.Criteria.Empty():
+		return BroadcastResult{}, federation.Errorf(federation.EINVALID,
+			`name the recipients in criteria (service_type, capability, tag, registry, q), or send "all": true to reach every agent`)
 	}
 	id, err := r.verify(ctx, cred)
 	if err != nil {
 		return BroadcastResult{}, err
 	}
+	if from == "" {
+		req.From = id.Subject
+	}
 	agents, err := r.store.Agents(ctx, []string{req.From})
 	if err != nil {
 		return BroadcastResult{}, fmt.Errorf("broadcast: %w", err)
 	}
-	var sender *federation.Agent
-	if len(agents) == 1 {
-		sender = &agents[0]
+	sender := find(agents, req.From)
+	if err := authorizeSender(id, req.From, "", sender); err != nil {
+		return BroadcastResult{}, err
 	}
 
-	q := req.Criteria
-	q.Status, q.Limit, q.Cursor = federation.StatusActive, directory.MaxLimit, ""
-	var targets []federation.Agent
-	for {
-		page, err := d.Discover(ctx, q)
-		if err != nil {
-			return BroadcastResult{}, err
-		}
-		for _, a := range page.Results {
-			if a.DID != req.From {
-				targets = append(targets, a)
-			}
-		}
-		if len(targets) > MaxRecipients {
-			return BroadcastResult{}, federation.Errorf(federation.EINVALID, "the criteria match more than %d agents; narrow them", MaxRecipients)
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		q.Cursor = page.NextCursor
+	targets, err := recipients(ctx, d, req)
+	if err != nil {
+		return BroadcastResult{}, err
 	}
 	// Every recipient must be reachable under the policy, as a routed message would be.
 	var allowed []federation.Agent
 	res := BroadcastResult{BroadcastID: uuid.NewString(), Failed: []FailedDelivery{}, Fee: "0"}
 	for i := range targets {
-		if err := r.authorize(id, federation.RouteRequest{From: req.From, To: targets[i].DID}, sender, &targets[i]); err != nil {
+		if err := r.authorizeRoute(sender, &targets[i]); err != nil {
 			res.Failed = append(res.Failed, FailedDelivery{DID: targets[i].DID, Reason: federation.ErrorMessage(err)})
 			continue
 		}
@@ -117,10 +154,6 @@ func (r *Router) Broadcast(ctx context.Context, d Discoverer, req BroadcastReque
 		return BroadcastResult{}, err
 	}
 
-	source := ""
-	if sender != nil {
-		source = sender.Registry
-	}
 	var mu sync.Mutex
 	sem := make(chan struct{}, broadcastConcurrency)
 	var wg sync.WaitGroup
@@ -132,7 +165,7 @@ func (r *Router) Broadcast(ctx context.Context, d Discoverer, req BroadcastReque
 			dctx, cancel := context.WithTimeout(ctx, r.opts.DeliveryBudget)
 			defer cancel()
 			_, err := r.deliverer.Deliver(dctx, t.Endpoint, Message{
-				ID: res.BroadcastID + ":" + t.DID, From: req.From, To: t.DID, SourceRegistry: source, TargetRegistry: t.Registry,
+				ID: res.BroadcastID + ":" + t.DID, From: req.From, To: t.DID, SourceRegistry: sender.Registry, TargetRegistry: t.Registry,
 				Payload: req.Payload, VerifiedBy: id,
 			})
 			mu.Lock()
@@ -155,4 +188,33 @@ func (r *Router) Broadcast(ctx context.Context, d Discoverer, req BroadcastReque
 		r.log.ErrorContext(ctx, "record a broadcast", "broadcast_id", res.BroadcastID, "error", err.Error())
 	}
 	return res, nil
+}
+
+// recipients are the active agents that match req, but the sender. Errors: EINVALID when
+// they are more than MaxRecipients; the Discoverer's.
+func recipients(ctx context.Context, d Discoverer, req BroadcastRequest) ([]federation.Agent, error) {
+	c := req.Criteria
+	q := directory.Query{
+		ServiceType: c.ServiceType, Capabilities: c.Capabilities, Tag: c.Tag, Registry: c.Registry, Text: c.Text,
+		Status: federation.StatusActive, Limit: directory.MaxLimit,
+	}
+	var targets []federation.Agent
+	for {
+		page, err := d.Discover(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range page.Results {
+			if a.DID != req.From {
+				targets = append(targets, a)
+			}
+		}
+		if len(targets) > MaxRecipients {
+			return nil, federation.Errorf(federation.EINVALID, "the criteria match more than %d agents; narrow them", MaxRecipients)
+		}
+		if page.NextCursor == "" {
+			return targets, nil
+		}
+		q.Cursor = page.NextCursor
+	}
 }

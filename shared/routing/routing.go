@@ -1,6 +1,13 @@
 // Package routing delivers messages between agents of different registries: it checks
 // who the sender is and that the federation's policy lets it reach the target, keeps the
 // rate limits, delivers each message ID once, and records the delivery and its fee.
+//
+// Who may send (docs/architecture.md, "Security model"): an agent the directory holds as
+// active, whose record names the verified caller (the record's DID or one of the
+// identities it declares). The sender's registry is always the directory's: a
+// source_registry in the request is only an assertion, checked against it, and never
+// signed as given. Nothing is counted against a rate limit or claimed before the sender
+// is authorized, so an unregistered caller cannot spend the federation's budget.
 package routing
 
 import (
@@ -46,24 +53,30 @@ type Deliverer interface {
 	Deliver(ctx context.Context, endpoint string, m Message) (json.RawMessage, error)
 }
 
-// Message is what a Deliverer sends.
+// Message is what a Deliverer sends. SourceRegistry is always the directory's registry of
+// the sender, never the request's.
 type Message struct {
 	ID, From, To                   string
 	SourceRegistry, TargetRegistry string
 	Payload                        json.RawMessage
-	VerifiedBy                     federation.Identity
+	// Parts says the payload is the list of A2A parts a client sent the gateway
+	// (federation.RouteRequest.Parts), to be forwarded as they are.
+	Parts      bool
+	VerifiedBy federation.Identity
 }
 
 // Store is the routing's storage.
 type Store interface {
 	// Agents returns the records of those DIDs that exist, in one read.
 	Agents(ctx context.Context, dids []string) ([]federation.Agent, error)
-	// Admit claims a message ID and counts n messages against the sender's and the
-	// global limits of the current minute, all or nothing. Errors: ECONFLICT when the ID
-	// is claimed (Claim says how); ERATELIMITED when a limit is reached.
+	// Admit claims a message ID of the sender and counts n messages against the
+	// sender's and the global limits of the current minute, all or nothing. A message ID
+	// is the sender's own: another sender's use of the same ID is another claim. Errors:
+	// ECONFLICT when the sender claimed the ID before (Claim says how); ERATELIMITED when
+	// a limit is reached.
 	Admit(ctx context.Context, a Admission) (Claim, error)
-	// Claim reads the record of a message ID. Errors: ENOTFOUND.
-	Claim(ctx context.Context, id string) (Claim, error)
+	// Claim reads the record of a sender's message ID. Errors: ENOTFOUND.
+	Claim(ctx context.Context, from, id string) (Claim, error)
 	// Complete records a delivery's outcome and, for a delivered one, its fee in the
 	// ledger, in one write.
 	Complete(ctx context.Context, c Claim) error
@@ -159,10 +172,14 @@ func New(v Verifier, s Store, d Deliverer, opts Options, log *slog.Logger) (*Rou
 }
 
 // Route delivers req on behalf of the caller whose credential is cred. Errors:
-// EUNAUTHORIZED (no valid credential), EFORBIDDEN (identity or policy), EINVALID,
-// ETOOLARGE, ENOTFOUND (no such target), ECONFLICT (the message ID was used for other
-// content), ERATELIMITED, EUNAVAILABLE (the delivery failed).
-// An empty From is the verified subject.
+// EUNAUTHORIZED (no valid credential), EFORBIDDEN (the sender is not an active registered
+// agent the credential speaks for, claims another registry, or the policy refuses),
+// EINVALID, ETOOLARGE, ENOTFOUND (no such target), ECONFLICT (the sender used the message
+// ID for other content), ERATELIMITED, EUNAVAILABLE (the delivery failed). An empty From
+// is the verified subject.
+//
+// The order is the point: decode and validate, verify the credential, read both parties
+// in one read, authorize, and only then touch the rate counters and the message claim.
 func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred federation.Credential) (federation.RouteResult, error) {
 	from := req.From
 	if from == "" {
@@ -178,16 +195,19 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 	if from == "" {
 		req.From = id.Subject
 	}
-	sender, target, err := r.parties(ctx, req)
+	agents, err := r.store.Agents(ctx, []string{req.From, req.To})
 	if err != nil {
+		return federation.RouteResult{}, fmt.Errorf("route: %w", err)
+	}
+	sender, target := find(agents, req.From), find(agents, req.To)
+	if err := authorizeSender(id, req.From, req.SourceRegistry, sender); err != nil {
 		return federation.RouteResult{}, err
 	}
-	if err := r.authorize(id, req, sender, target); err != nil {
+	if target, err = r.target(ctx, req.To, target); err != nil {
 		return federation.RouteResult{}, err
 	}
-	source := req.SourceRegistry
-	if sender != nil {
-		source = sender.Registry
+	if err := r.authorizeRoute(sender, target); err != nil {
+		return federation.RouteResult{}, err
 	}
 
 	hash, err := contentHash(req)
@@ -204,7 +224,7 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 		AgentLimit: r.opts.AgentRate, GlobalLimit: r.opts.GlobalRate, Minute: now.Truncate(time.Minute),
 	})
 	if federation.ErrorCode(err) == federation.ECONFLICT {
-		return r.duplicate(ctx, msgID, hash)
+		return r.duplicate(ctx, req.From, msgID, hash)
 	}
 	if err != nil {
 		return federation.RouteResult{}, err
@@ -213,8 +233,8 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 	dctx, cancel := context.WithTimeout(ctx, r.opts.DeliveryBudget)
 	defer cancel()
 	resp, derr := r.deliverer.Deliver(dctx, target.Endpoint, Message{
-		ID: msgID, From: req.From, To: req.To, SourceRegistry: source, TargetRegistry: target.Registry,
-		Payload: req.Payload, VerifiedBy: id,
+		ID: msgID, From: req.From, To: req.To, SourceRegistry: sender.Registry, TargetRegistry: target.Registry,
+		Payload: req.Payload, Parts: req.Parts, VerifiedBy: id,
 	})
 	claim.TargetRegistry = target.Registry
 	if derr != nil {
@@ -266,59 +286,61 @@ func validate(req federation.RouteRequest) error {
 	return nil
 }
 
-// parties reads the sender's and the target's records in one read, and looks the target
-// up in the registries when the directory lacks it.
-func (r *Router) parties(ctx context.Context, req federation.RouteRequest) (sender, target *federation.Agent, err error) {
-	agents, err := r.store.Agents(ctx, []string{req.From, req.To})
-	if err != nil {
-		return nil, nil, fmt.Errorf("route: %w", err)
-	}
+// find returns the record of did among agents, or nil.
+func find(agents []federation.Agent, did string) *federation.Agent {
 	for i := range agents {
-		switch agents[i].DID {
-		case req.From:
-			sender = &agents[i]
-		case req.To:
-			target = &agents[i]
+		if agents[i].DID == did {
+			return &agents[i]
 		}
 	}
-	if target == nil || target.Status == federation.StatusGone {
-		if r.opts.Lookup != nil {
-			a, err := r.opts.Lookup(ctx, req.To)
-			if err == nil {
-				return sender, &a, nil
-			}
-			if federation.ErrorCode(err) != federation.ENOTFOUND {
-				r.log.WarnContext(ctx, "targeted lookup failed", "did", req.To, "error", err.Error())
-			}
-		}
-		return nil, nil, federation.Errorf(federation.ENOTFOUND, "no agent %s in the federation", req.To)
-	}
-	return sender, target, nil
+	return nil
 }
 
-// authorize checks that the verified identity speaks for the sender and that the policy
-// lets the sender's registry reach the target's.
-func (r *Router) authorize(id federation.Identity, req federation.RouteRequest, sender, target *federation.Agent) error {
-	bound := id.Subject == req.From
-	if sender != nil && slices.Contains(sender.Identities, id.Subject) {
-		bound = true
+// target returns the target's record, looking it up in the registries when the directory
+// lacks it or holds it as gone. Errors: ENOTFOUND.
+func (r *Router) target(ctx context.Context, did string, known *federation.Agent) (*federation.Agent, error) {
+	if known != nil && known.Status != federation.StatusGone {
+		return known, nil
 	}
-	if !bound {
-		return federation.Errorf(federation.EFORBIDDEN, "%s may not send as %s", id.Subject, req.From)
-	}
-	source := req.SourceRegistry
-	if sender != nil {
-		if req.SourceRegistry != "" && req.SourceRegistry != sender.Registry {
-			return federation.Errorf(federation.EFORBIDDEN, "%s belongs to registry %s, not %s", req.From, sender.Registry, req.SourceRegistry)
+	if r.opts.Lookup != nil {
+		a, err := r.opts.Lookup(ctx, did)
+		if err == nil {
+			return &a, nil
 		}
-		source = sender.Registry
-	}
-	if !r.allowed(source, target.Registry) {
-		from := source
-		if from == "" {
-			from = "(unknown)"
+		if federation.ErrorCode(err) != federation.ENOTFOUND {
+			r.log.WarnContext(ctx, "targeted lookup failed", "did", did, "error", err.Error())
 		}
-		return federation.Errorf(federation.EFORBIDDEN, "the federation policy does not let registry %s reach registry %s", from, target.Registry)
+	}
+	return nil, federation.Errorf(federation.ENOTFOUND, "no agent %s in the federation", did)
+}
+
+// authorizeSender checks who may send as from: the verified identity must be from itself
+// or an identity from's directory record declares, and that record must be active. A
+// claimed registry (the request's source_registry) must be the record's. Errors:
+// EFORBIDDEN, saying why.
+func authorizeSender(id federation.Identity, from, claimedRegistry string, sender *federation.Agent) error {
+	bound := id.Subject == from || (sender != nil && slices.Contains(sender.Identities, id.Subject))
+	switch {
+	case !bound:
+		return federation.Errorf(federation.EFORBIDDEN, "%s may not send as %s: the credential must be that agent's own, or an identity its registry card declares", id.Subject, from)
+	case sender == nil:
+		return federation.Errorf(federation.EFORBIDDEN, "%s is not an agent of any registry in the federation: only registered agents may send", from)
+	case sender.Status == federation.StatusGone:
+		return federation.Errorf(federation.EFORBIDDEN, "%s may not send: registry %s no longer lists it (status gone)", from, sender.Registry)
+	case sender.Status == federation.StatusStale:
+		return federation.Errorf(federation.EFORBIDDEN, "%s may not send: registry %s has not been reachable, so its listing cannot be confirmed (status stale)", from, sender.Registry)
+	case sender.Status != federation.StatusActive:
+		return federation.Errorf(federation.EFORBIDDEN, "%s may not send: its record is %q, not active", from, sender.Status)
+	case claimedRegistry != "" && claimedRegistry != sender.Registry:
+		return federation.Errorf(federation.EFORBIDDEN, "%s belongs to registry %s, not %s", from, sender.Registry, claimedRegistry)
+	}
+	return nil
+}
+
+// authorizeRoute checks that the policy lets the sender's registry reach the target's.
+func (r *Router) authorizeRoute(sender, target *federation.Agent) error {
+	if !r.allowed(sender.Registry, target.Registry) {
+		return federation.Errorf(federation.EFORBIDDEN, "the federation policy does not let registry %s reach registry %s", sender.Registry, target.Registry)
 	}
 	return nil
 }
@@ -329,19 +351,19 @@ func (r *Router) allowed(from, to string) bool {
 	}
 	for _, p := range r.opts.Allow {
 		f, t, _ := strings.Cut(p, "->")
-		if (f == "*" || (f == from && from != "")) && (t == "*" || t == to) {
+		if (f == "*" || f == from) && (t == "*" || t == to) {
 			return true
 		}
 	}
 	return false
 }
 
-// duplicate answers a repeat of a claimed message ID: the first result for the same
-// content, once it is known; ECONFLICT for other content.
-func (r *Router) duplicate(ctx context.Context, id, hash string) (federation.RouteResult, error) {
+// duplicate answers a repeat of a message ID the sender claimed: the first result for
+// the same content, once it is known; ECONFLICT for other content.
+func (r *Router) duplicate(ctx context.Context, from, id, hash string) (federation.RouteResult, error) {
 	deadline := r.now().Add(r.opts.WaitForDuplicate)
 	for {
-		c, err := r.store.Claim(ctx, id)
+		c, err := r.store.Claim(ctx, from, id)
 		if err != nil {
 			return federation.RouteResult{}, fmt.Errorf("route: %w", err)
 		}
@@ -378,7 +400,11 @@ func contentHash(req federation.RouteRequest) (string, error) {
 	if err != nil {
 		return "", federation.Errorf(federation.EINVALID, "payload: %v", err)
 	}
-	sum := sha256.Sum256([]byte(req.From + "\x00" + req.To + "\x00" + string(payload)))
+	form := "data"
+	if req.Parts {
+		form = "parts"
+	}
+	sum := sha256.Sum256([]byte(req.From + "\x00" + req.To + "\x00" + form + "\x00" + string(payload)))
 	return hex.EncodeToString(sum[:]), nil
 }
 

@@ -3,6 +3,7 @@ package routing_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/delivery"
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
@@ -109,8 +112,10 @@ func TestRouteDelivers(t *testing.T) {
 	r := f.router(t, routing.Options{})
 	target := f.betaTarget(t)
 	f.ops.Reset()
+	// A source_registry that is the directory's is accepted as the assertion it is.
 	res, err := r.Route(context.Background(), federation.RouteRequest{
 		From: f.senderDID(), To: target.DID, Payload: json.RawMessage(`{"text":"hello from alpha"}`), MessageID: "m-1",
+		SourceRegistry: demo.Alpha,
 	}, f.token(t, sender))
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +135,7 @@ func TestRouteDelivers(t *testing.T) {
 	if calls > 4 {
 		t.Errorf("a routed message made %d DynamoDB calls, want at most 4", calls)
 	}
-	ledger, err := f.store.Ledger(context.Background(), "m-1")
+	ledger, err := f.store.Ledger(context.Background(), f.senderDID(), "m-1")
 	if err != nil || len(ledger) != 1 || ledger[0].Amount != "0.01" || ledger[0].Account != f.senderDID() {
 		t.Errorf("ledger = %+v, %v", ledger, err)
 	}
@@ -271,7 +276,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 	if ok.Load() != 50 || dup.Load() != 49 {
 		t.Errorf("%d answered, %d as duplicates; want 50 and 49", ok.Load(), dup.Load())
 	}
-	ledger, _ := f.store.Ledger(context.Background(), "fifty")
+	ledger, _ := f.store.Ledger(context.Background(), f.senderDID(), "fifty")
 	if len(ledger) != 1 {
 		t.Errorf("%d ledger entries, want 1", len(ledger))
 	}
@@ -313,11 +318,11 @@ func TestRouteDeliveryFailures(t *testing.T) {
 			if d := time.Since(start); d > 3*time.Second {
 				t.Errorf("the failure took %s; the budget is 500ms", d)
 			}
-			c, err := f.store.Claim(context.Background(), "fail-"+name)
+			c, err := f.store.Claim(context.Background(), f.senderDID(), "fail-"+name)
 			if err != nil || c.Status != routing.ClaimFailed || c.Reason == "" {
 				t.Errorf("record: %+v, %v", c, err)
 			}
-			if l, _ := f.store.Ledger(context.Background(), "fail-"+name); len(l) != 0 {
+			if l, _ := f.store.Ledger(context.Background(), f.senderDID(), "fail-"+name); len(l) != 0 {
 				t.Errorf("a failed delivery was charged: %+v", l)
 			}
 		})
@@ -360,5 +365,233 @@ func TestRouteTargetedLookup(t *testing.T) {
 	_, err = r.Route(context.Background(), federation.RouteRequest{From: f.senderDID(), To: "did:agentvault:never/heard", Payload: json.RawMessage(`{}`)}, f.token(t, sender))
 	if federation.ErrorCode(err) != federation.ENOTFOUND {
 		t.Errorf("an agent no registry knows: %v", err)
+	}
+}
+
+// stranger is a fresh did:key that no registry lists, and a credential it signed: anyone
+// can make one.
+func stranger(t *testing.T) (string, federation.Credential) {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	did := "did:key:z" + directory.Base58Encode(append([]byte{0xed, 0x01}, key.Public().(ed25519.PublicKey)...))
+	tok, err := demo.SignToken(key, did, audience, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return did, federation.Credential{Type: "jwt", Token: tok}
+}
+
+// counted puts a copy of target behind a proxy that counts what reaches it, under a DID
+// of its own, and returns that copy.
+func (f *fixture) counted(t *testing.T, target federation.Agent, n *atomic.Int32) federation.Agent {
+	t.Helper()
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		n.Add(1)
+		out, err := http.Post(target.Endpoint, req.Header.Get("Content-Type"), req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer out.Body.Close()
+		w.Header().Set("Content-Type", out.Header.Get("Content-Type"))
+		w.WriteHeader(out.StatusCode)
+		_, _ = io.Copy(w, out.Body)
+	}))
+	t.Cleanup(proxy.Close)
+	c := target
+	c.DID, c.Endpoint, c.SourceID = "did:agentvault:test/counted-"+fmt.Sprint(time.Now().UnixNano()), proxy.URL, "counted"
+	if _, err := f.store.PutAgent(context.Background(), c, registry.Known{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A self-made key that no registry lists cannot send by claiming a registry: the claim
+// is refused, not signed, and nothing reaches the target or the table.
+func TestFalseSourceRegistry(t *testing.T) {
+	f := newFixture(t)
+	var hits atomic.Int32
+	target := f.counted(t, f.betaTarget(t), &hits)
+	r := f.router(t, routing.Options{Allow: []string{"alpha->beta"}})
+	did, cred := stranger(t)
+	_, err := r.Route(context.Background(), federation.RouteRequest{
+		From: did, To: target.DID, Payload: json.RawMessage(`{"text":"I am alpha"}`), MessageID: "false-1", SourceRegistry: demo.Alpha,
+	}, cred)
+	if federation.ErrorCode(err) != federation.EFORBIDDEN || !strings.Contains(err.Error(), "not an agent of any registry") {
+		t.Fatalf("err = %v; want a 403 saying the sender is not registered", err)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("the target received %d messages", hits.Load())
+	}
+	if _, err := f.store.Claim(context.Background(), did, "false-1"); federation.ErrorCode(err) != federation.ENOTFOUND {
+		t.Errorf("the refused message was claimed: %v", err)
+	}
+	// A registered agent claiming another registry than its own is refused too.
+	_, err = r.Route(context.Background(), federation.RouteRequest{
+		From: f.senderDID(), To: target.DID, Payload: json.RawMessage(`{}`), SourceRegistry: demo.Beta,
+	}, f.token(t, sender))
+	if federation.ErrorCode(err) != federation.EFORBIDDEN || !strings.Contains(err.Error(), "belongs to registry alpha, not beta") {
+		t.Errorf("a false claim of a registered agent: %v", err)
+	}
+}
+
+// Seven self-made keys cannot use up the federation's minute: they are refused before
+// anything is counted, and a registered agent still gets through.
+func TestUnregisteredSendersSpendNoBudget(t *testing.T) {
+	f := newFixture(t)
+	target := f.betaTarget(t)
+	r := f.router(t, routing.Options{GlobalRate: 5})
+	for i := range 7 {
+		did, cred := stranger(t)
+		_, err := r.Route(context.Background(), federation.RouteRequest{From: did, To: target.DID, Payload: json.RawMessage(`{}`)}, cred)
+		if federation.ErrorCode(err) != federation.EFORBIDDEN {
+			t.Fatalf("self-made key %d: %v; want 403", i, err)
+		}
+	}
+	if _, err := r.Route(context.Background(), federation.RouteRequest{From: f.senderDID(), To: target.DID, Payload: json.RawMessage(`{}`)}, f.token(t, sender)); err != nil {
+		t.Fatalf("a registered sender after seven self-made keys: %v", err)
+	}
+}
+
+// A message ID is the sender's own: another agent using the same ID sends its own
+// message, and the first sender's repeat still answers the first result.
+func TestMessageIDsAreScopedToTheSender(t *testing.T) {
+	f := newFixture(t)
+	target := f.betaTarget(t)
+	r := f.router(t, routing.Options{})
+	mine := federation.RouteRequest{From: f.senderDID(), To: target.DID, Payload: json.RawMessage(`{"text":"mine"}`), MessageID: "shared-1"}
+	first, err := r.Route(context.Background(), mine, f.token(t, sender))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const other = "numerix/calculator"
+	theirs := federation.RouteRequest{From: f.fed.Agent(other).DID, To: target.DID, Payload: json.RawMessage(`{"text":"theirs"}`), MessageID: "shared-1"}
+	res, err := r.Route(context.Background(), theirs, f.token(t, other))
+	if err != nil || res.Duplicate {
+		t.Fatalf("another sender's message with the same ID: %+v, %v; want it delivered", res, err)
+	}
+	again, err := r.Route(context.Background(), mine, f.token(t, sender))
+	if err != nil || !again.Duplicate || string(again.Response) != string(first.Response) {
+		t.Errorf("the first sender's repeat: %+v, %v", again, err)
+	}
+	for _, from := range []string{mine.From, theirs.From} {
+		if l, err := f.store.Ledger(context.Background(), from, "shared-1"); err != nil || len(l) != 1 || l[0].Account != from {
+			t.Errorf("ledger of %s: %+v, %v", from, l, err)
+		}
+	}
+}
+
+// The directory must hold the sender as active: a gone record (its registry no longer
+// lists it) and a stale one (its registry is failing) cannot send as that registry.
+func TestInactiveSendersCannotSend(t *testing.T) {
+	f := newFixture(t)
+	target := f.betaTarget(t)
+	r := f.router(t, routing.Options{})
+	// numerix/calculator (alpha) is deactivated there; beta goes down, and with it
+	// polyglot/translator's listing.
+	const gone, stale = "numerix/calculator", "polyglot/translator"
+	rec, ok := f.fed.Registry(demo.Alpha).Find(gone)
+	if !ok {
+		t.Fatal("no calculator in alpha")
+	}
+	if _, err := f.fed.Registry(demo.Alpha).SetActive(rec.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.fed.StopRegistry(demo.Beta); err != nil {
+		t.Fatal(err)
+	}
+	f.resync(t, directory.SyncOptions{StaleAfter: 1})
+	for _, tt := range []struct{ hrid, status string }{{gone, federation.StatusGone}, {stale, federation.StatusStale}} {
+		a, err := f.store.Agent(context.Background(), f.fed.Agent(tt.hrid).DID)
+		if err != nil || a.Status != tt.status {
+			t.Fatalf("%s: %+v, %v; want %s", tt.hrid, a, err, tt.status)
+		}
+		_, err = r.Route(context.Background(), federation.RouteRequest{From: a.DID, To: target.DID, Payload: json.RawMessage(`{}`)}, f.token(t, tt.hrid))
+		if federation.ErrorCode(err) != federation.EFORBIDDEN || !strings.Contains(err.Error(), "status "+tt.status) {
+			t.Errorf("%s (%s) sending: %v; want a 403 that says why", tt.hrid, tt.status, err)
+		}
+	}
+}
+
+// resync runs the directory's sync of the demo registries once more.
+func (f *fixture) resync(t *testing.T, opts directory.SyncOptions) {
+	t.Helper()
+	doc, err := config.Parse(f.fed.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 5 * time.Second})
+	clients := map[string]registry.Client{}
+	for _, reg := range doc.Registries {
+		if clients[reg.ID], err = registry.New(reg, httpClient, registry.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := directory.NewSyncer(f.store, doc.Registries, clients, opts, logs.New(&bytes.Buffer{}, "error")).Run(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countingDiscoverer counts the directory queries a broadcast makes.
+type countingDiscoverer struct {
+	d routing.Discoverer
+	n atomic.Int32
+}
+
+func (c *countingDiscoverer) Discover(ctx context.Context, q directory.Query) (directory.Page, error) {
+	c.n.Add(1)
+	return c.d.Discover(ctx, q)
+}
+
+// Broadcasting as someone else is refused before the directory is searched; so is a
+// broadcast of a sender no registry lists, and one that names no recipients.
+func TestBroadcastRefusals(t *testing.T) {
+	f := newFixture(t)
+	d, err := directory.NewDiscoverer(f.store, []federation.Registry{{ID: demo.Alpha}, {ID: demo.Beta}}, []byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.router(t, routing.Options{})
+	strangerDID, strangerCred := stranger(t)
+	echo := routing.Criteria{Capabilities: routing.Strings{"echo"}}
+	tests := []struct {
+		name string
+		req  routing.BroadcastRequest
+		cred federation.Credential
+		code string
+		says string
+	}{
+		{"as someone else", routing.BroadcastRequest{From: f.senderDID(), Payload: json.RawMessage(`{}`), Criteria: echo},
+			f.token(t, "numerix/calculator"), federation.EFORBIDDEN, "may not send as"},
+		{"unregistered", routing.BroadcastRequest{From: strangerDID, Payload: json.RawMessage(`{}`), Criteria: echo},
+			strangerCred, federation.EFORBIDDEN, "not an agent of any registry"},
+		{"no criteria", routing.BroadcastRequest{From: f.senderDID(), Payload: json.RawMessage(`{}`)},
+			f.token(t, sender), federation.EINVALID, `"all": true`},
+		{"criteria and all", routing.BroadcastRequest{From: f.senderDID(), Payload: json.RawMessage(`{}`), Criteria: echo, All: true},
+			f.token(t, sender), federation.EINVALID, "not both"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			counting := &countingDiscoverer{d: d}
+			f.ops.Reset()
+			_, err := r.Broadcast(context.Background(), counting, tt.req, tt.cred)
+			if federation.ErrorCode(err) != tt.code || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("err = %v; want %s saying %q", err, tt.code, tt.says)
+			}
+			if n := counting.n.Load(); n != 0 {
+				t.Errorf("the directory was searched %d times", n)
+			}
+			if n := f.ops.Calls("Query"); n != 0 {
+				t.Errorf("%d directory queries reached the table", n)
+			}
+		})
+	}
+	// With "all", every other active agent of the federation is reached.
+	res, err := r.Broadcast(context.Background(), d, routing.BroadcastRequest{From: f.senderDID(), Payload: json.RawMessage(`{"text":"all"}`), All: true}, f.token(t, sender))
+	if err != nil || res.Recipients < 10 || res.Delivered != res.Recipients {
+		t.Errorf("broadcast to all: %+v, %v", res, err)
 	}
 }
