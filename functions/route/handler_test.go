@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"fmt"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -205,4 +207,57 @@ func FuzzRouteBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// a2aEvent is a JSON-RPC SendMessage to POST /a2a with the parts and metadata given.
+func a2aEvent(t *testing.T, auth string, parts, meta string) events.APIGatewayV2HTTPRequest {
+	t.Helper()
+	ev := loadEvent(t, "route.json")
+	ev.RouteKey, ev.RawPath = "POST /a2a", "/a2a"
+	ev.RequestContext.RouteKey, ev.RequestContext.HTTP.Path = "POST /a2a", "/a2a"
+	ev.Headers["authorization"] = auth
+	ev.Body = `{"jsonrpc":"2.0","id":"1","method":"SendMessage","params":{"message":{"messageId":"` + uuidish(t) +
+		`","role":"ROLE_USER","parts":` + parts + `,"metadata":` + meta + `}}}`
+	return ev
+}
+
+func uuidish(t *testing.T) string { return fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano()) }
+
+// A text part sent to the gateway's A2A endpoint reaches the real target agent as text:
+// the mirror agent answers it reversed, and checks the gateway's signature over it.
+func TestA2ATextReachesTheTarget(t *testing.T) {
+	h, fed := handler(t, routing.Options{})
+	ev := a2aEvent(t, "Bearer "+token(t, fed, "acme/weather-bot"), `[{"text":"hello gateway"}]`,
+		`{"federation.to":"did:agentvault:textkit/mirror"}`)
+	resp, err := h(context.Background(), ev)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %s %v", resp.StatusCode, resp.Body, err)
+	}
+	if !strings.Contains(resp.Body, "yawetag olleh") {
+		t.Errorf("the target did not receive the text: %s", resp.Body)
+	}
+	if !strings.Contains(resp.Body, `"gateway_signature":"valid"`) {
+		t.Errorf("the target did not verify the gateway's signature over the parts: %s", resp.Body)
+	}
+}
+
+// A source registry asserted in /a2a metadata is checked against the directory like the
+// HTTP API's: a self-made key claiming alpha is unauthorized (-31403), never forwarded.
+func TestA2AFalseSourceRegistry(t *testing.T) {
+	h, _ := handler(t, routing.Options{Allow: []string{"alpha->beta"}})
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	did := "did:key:z" + directory.Base58Encode(append([]byte{0xed, 0x01}, key.Public().(ed25519.PublicKey)...))
+	tok, err := demo.SignToken(key, did, "federation-gateway", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := a2aEvent(t, "Bearer "+tok, `[{"text":"I am alpha"}]`,
+		`{"federation.to":"did:agentvault:textkit/mirror","federation.from":"`+did+`","federation.source_registry":"alpha"}`)
+	resp, err := h(context.Background(), ev)
+	if err != nil || !strings.Contains(resp.Body, `"code":-31403`) || !strings.Contains(resp.Body, "not an agent of any registry") {
+		t.Fatalf("%d %s %v; want a -31403 error", resp.StatusCode, resp.Body, err)
+	}
 }

@@ -41,7 +41,9 @@ type Message struct {
 	SourceRegistry string
 	TargetRegistry string
 	Payload        json.RawMessage
-	VerifiedBy     string // how the sender was verified: jwt-svid, x509-svid, did:key, did:web
+	// Parts says Payload is a JSON list of A2A parts, forwarded as they are.
+	Parts      bool
+	VerifiedBy string // how the sender was verified: jwt-svid, x509-svid, did:key, did:web
 	Subject        string // the verified SPIFFE ID or DID
 }
 
@@ -88,7 +90,8 @@ func New(httpClient *http.Client, signer *Signer, gatewayID string) *Deliverer {
 //
 // The A2A message has the role user, messageId m.ID (so the target can recognize a
 // repeat), one data part holding the payload (a payload that is not a JSON object is
-// sent as {"value": <payload>}, with federation.payload_wrapped true), and the Meta*
+// sent as {"value": <payload>}, with federation.payload_wrapped true) or, for m.Parts,
+// the sender's parts as they came (federation.payload_form "parts"), and the Meta*
 // metadata, federation.signature included.
 //
 // The Outcome's summary is {"kind":"message","message_id","context_id","parts":[...],
@@ -165,14 +168,23 @@ func (d *Deliverer) message(m Message) (*a2a.Message, error) {
 	if claims.VerifiedBy != nil {
 		meta[MetaVerifiedBy] = map[string]any{"method": m.VerifiedBy, "subject": m.Subject}
 	}
-	var data any = m.Payload
-	if !isObject(m.Payload) {
-		data = map[string]any{"value": m.Payload}
-		meta[MetaPayloadWrapped] = true
+	var parts []*a2a.Part
+	if m.Parts {
+		if err := json.Unmarshal(m.Payload, &parts); err != nil || len(parts) == 0 {
+			return nil, federation.Errorf(federation.EINVALID, "the payload is not a list of A2A parts")
+		}
+		meta[MetaPayloadForm] = PayloadParts
+	} else {
+		var data any = m.Payload
+		if !isObject(m.Payload) {
+			data = map[string]any{"value": m.Payload}
+			meta[MetaPayloadWrapped] = true
+		}
+		part := a2a.NewDataPart(data)
+		part.MediaType = "application/json"
+		parts = []*a2a.Part{part}
 	}
-	part := a2a.NewDataPart(data)
-	part.MediaType = "application/json"
-	msg := a2a.NewMessage(a2a.MessageRoleUser, part)
+	msg := a2a.NewMessage(a2a.MessageRoleUser, parts...)
 	msg.ID = m.ID
 	msg.Metadata = meta
 	return msg, nil

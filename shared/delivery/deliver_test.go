@@ -207,6 +207,55 @@ func TestDeliverSignsWhatTheTargetReceives(t *testing.T) {
 	}
 }
 
+// A message of parts (what a client sent the gateway's A2A endpoint) reaches the target
+// part for part, text, data and files alike, and its signature binds them: the target
+// verifies it, and a changed part or a part list passed off as a data payload fails.
+func TestDeliverForwardsParts(t *testing.T) {
+	d, signer := newDeliverer(t)
+	rec, url := startRecorder(t, replyText("ok"))
+	sent := []*a2a.Part{
+		a2a.NewTextPart("hello"),
+		{Content: a2a.Data{Value: map[string]any{"city": "Paris", "days": 3.0}}, MediaType: "application/json", Metadata: map[string]any{"k": "v"}},
+		{Content: a2a.URL("https://files.example/report.pdf"), MediaType: "application/pdf", Filename: "report.pdf"},
+		{Content: a2a.Raw{0, 1, 2, 0xff}, MediaType: "application/octet-stream", Filename: "blob.bin"},
+	}
+	payload, err := json.Marshal(sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := message("did:web:example.com:target", string(payload))
+	m.Parts = true
+	if _, err := d.Deliver(ctxTimeout(t, 10*time.Second), url, m); err != nil {
+		t.Fatal(err)
+	}
+	msg := rec.received(t).Message
+	if got, want := must(json.Marshal(msg.Parts)), string(payload); got != want {
+		t.Fatalf("the target received parts %s, want %s", got, want)
+	}
+	if msg.Parts[0].Text() != "hello" {
+		t.Errorf("text part %q", msg.Parts[0].Text())
+	}
+	if form, _ := msg.Metadata[delivery.MetaPayloadForm].(string); form != delivery.PayloadParts {
+		t.Errorf("payload_form = %q", form)
+	}
+	got, token, err := delivery.ReadForwarded(msg)
+	if err != nil || !got.Parts {
+		t.Fatalf("ReadForwarded: %+v, %v", got, err)
+	}
+	if err := delivery.VerifyForwarded(signer.JWKS(), token, got); err != nil {
+		t.Fatalf("the target cannot verify the parts it received: %v", err)
+	}
+	msg.Parts[0] = a2a.NewTextPart("goodbye")
+	altered, token, _ := delivery.ReadForwarded(msg)
+	if err := delivery.VerifyForwarded(signer.JWKS(), token, altered); err == nil {
+		t.Error("an altered text part verifies")
+	}
+	got.Parts = false
+	if err := delivery.VerifyForwarded(signer.JWKS(), token, got); err == nil {
+		t.Error("the parts verify as a data payload")
+	}
+}
+
 func must(b []byte, err error) string {
 	if err != nil {
 		panic(err)

@@ -6,14 +6,17 @@
 // # What a target agent receives
 //
 // A SendMessage (header A2A-Version: 1.0) whose message has the role user, messageId
-// equal to the federation message ID (a repeat carries the same one), one data part
-// with the payload (a payload that is not a JSON object arrives as {"value": <payload>},
-// with metadata federation.payload_wrapped true), and this metadata:
+// equal to the federation message ID (a repeat carries the same one), and either one
+// data part with the payload (a message routed with POST /api/v1/route: a payload that
+// is not a JSON object arrives as {"value": <payload>}, with metadata
+// federation.payload_wrapped true) or, for a message sent to the gateway's own A2A
+// endpoint, the sender's parts as it sent them, text, data and files alike (metadata
+// federation.payload_form "parts"); and this metadata:
 //
 //	federation.message_id       the federation message ID
 //	federation.from             the sender's DID
 //	federation.to               the target's DID
-//	federation.source_registry  the sender's registry
+//	federation.source_registry  the sender's registry, as the directory holds it
 //	federation.target_registry  the target's registry
 //	federation.gateway          the gateway's ID
 //	federation.verified_by      {"method": "jwt-svid|x509-svid|did:key|did:web", "subject": "<SPIFFE ID or DID>"}, when verified
@@ -32,7 +35,9 @@
 //
 //	{"message_id", "from", "to", "source_registry", "target_registry", "payload"}
 //
-// with the payload as the sender sent it (unwrapped), absent strings as "". The public
+// with the payload as the sender sent it (unwrapped), absent strings as ""; for a
+// message of parts, the payload is the JSON list of its parts (A2A v1.0 JSON) and the
+// object has one more member, "payload_form": "parts". The public
 // keys are the JWK set at GET <gateway>/.well-known/jwks.json (Signer.JWKS). A target
 // checks that a message came through the gateway unchanged with:
 //

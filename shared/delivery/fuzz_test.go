@@ -64,6 +64,8 @@ func FuzzGatewayRequest(f *testing.F) {
 		sendMessage(`{"federation.to":"did:key:z6MkTarget","federation.message_id":"x"}`, `[{"text":"a"},{"text":"b"}]`),
 		sendMessage(`{"federation.to":"did:x","federation.skill":"broadcast"}`, `[{"data":null}]`),
 		sendMessage(`{"federation.to":["did:x"]}`, `[null,{"raw":"AA=="}]`),
+		sendMessage(`{"federation.to":"did:x"}`, `[{"text":"hi"},{"data":{"n":1},"mediaType":"application/json"},{"url":"https://f.example/a.pdf","filename":"a.pdf"},{"raw":"AAE=","metadata":{"k":1}}]`),
+		sendMessage(`{"federation.to":"did:x","federation.source_registry":"alpha","federation.too":"x"}`, `[{"text":""}]`),
 		sendMessage(`null`, `null`),
 		`{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":null,"metadata":{"federation.to":"did:x"}}}`,
 		`{"jsonrpc":"2.0","id":{},"method":"SendMessage"}`,
@@ -95,8 +97,13 @@ func FuzzGatewayRequest(f *testing.F) {
 		reqs := router.reqs
 		router.mu.Unlock()
 		for _, req := range reqs {
-			if req.To == "" || !json.Valid(req.Payload) || req.MessageID == "" {
+			if req.To == "" || !json.Valid(req.Payload) || req.MessageID == "" || !req.Parts {
 				t.Fatalf("the router got %+v (payload %q)", req, req.Payload)
+			}
+			// The payload is the parts, as a deliverer will send them.
+			var parts []*a2a.Part
+			if err := json.Unmarshal(req.Payload, &parts); err != nil || len(parts) == 0 {
+				t.Fatalf("the payload %q is not a list of parts: %v", req.Payload, err)
 			}
 		}
 	})
@@ -109,6 +116,7 @@ func FuzzReadForwarded(f *testing.F) {
 		`{"messageId":"m","role":"ROLE_USER","parts":[{"data":{"value":[1]}}],"metadata":{"federation.message_id":"m","federation.signature":"t","federation.payload_wrapped":true}}`,
 		`{"messageId":"m","role":"ROLE_USER","parts":[{"data":[1]}],"metadata":{"federation.message_id":"m","federation.signature":"t","federation.payload_wrapped":true}}`,
 		`{"messageId":"m","parts":[null,{"data":null}],"metadata":{"federation.message_id":1,"federation.verified_by":"x"}}`,
+		`{"messageId":"m","role":"ROLE_USER","parts":[{"text":"hi"},{"url":"https://f.example/a"}],"metadata":{"federation.message_id":"m","federation.signature":"t","federation.payload_form":"parts"}}`,
 		`{}`,
 	} {
 		f.Add([]byte(seed))

@@ -72,10 +72,11 @@ func GatewayCard(baseURL, gatewayID string) *a2a.AgentCard {
 				ID: SkillRoute, Name: "Route a message",
 				Description: "Delivers a message to an agent of another registry. Name the target's DID in the message " +
 					"metadata " + MetaTo + " (optionally " + MetaMessageID + ", " + MetaFrom + ", " + MetaSourceRegistry +
-					") and send the payload as one data part, or as text. Answers with a message whose data part is the " +
+					"); its parts (text, data, files) reach the target as they are. Answers with a message whose data part is the " +
 					"delivery result: status, message_id, target_registry, the target's response summary and the fee.",
-				Tags:        []string{"routing", "federation", "a2a", "messaging"},
-				Examples:    []string{`metadata {"federation.to": "did:key:z6Mk..."}, data part {"city": "Paris"}`},
+				Tags: []string{"routing", "federation", "a2a", "messaging"},
+				Examples: []string{`{"message": {"messageId": "m-1", "role": "ROLE_USER", "parts": [{"text": "hello"}], ` +
+					`"metadata": {"federation.to": "did:agentvault:textkit/mirror"}}}`},
 				InputModes:  []string{"application/json", "text/plain"},
 				OutputModes: []string{"application/json"},
 			},
@@ -88,10 +89,15 @@ func GatewayCard(baseURL, gatewayID string) *a2a.AgentCard {
 			},
 			{
 				ID: SkillBroadcast, Name: "Broadcast a message",
-				Description: "Delivers one message to every agent that matches a discovery query, across registries, " +
-					"and reports which were reached (POST " + base + "/api/v1/broadcast).",
+				Description: "Delivers one message to every agent that matches the criteria (discovery's filters: service_type, " +
+					"capability, tag, registry, q), or to every agent with \"all\": true, across registries, and reports which " +
+					"were reached (POST " + base + "/api/v1/broadcast, Content-Type application/json).",
 				Tags:     []string{"routing", "broadcast", "federation"},
-				Examples: []string{`{"query": {"service_type": "weather"}, "payload": {"alert": "storm"}}`},
+				Examples: []string{
+					`{"criteria": {"service_type": "weather"}, "payload": {"alert": "storm"}}`,
+					`{"criteria": {"capability": ["echo", "reverse"], "registry": "beta"}, "payload": {"text": "hello"}}`,
+					`{"all": true, "payload": {"notice": "maintenance at 02:00 UTC"}}`,
+				},
 			},
 		},
 	}
@@ -112,9 +118,10 @@ func WithLogger(l *slog.Logger) HandlerOption {
 // mounted (POST /a2a). SendMessage routes: its message names the target in its metadata
 // (MetaTo; MetaMessageID, MetaFrom and MetaSourceRegistry optional; without MetaMessageID
 // the A2A messageId is the federation message ID, so a client that resends a message
-// gets the first delivery's result) and carries the payload as one data part, or as
-// text parts (the payload is then their text as a JSON string). r.Route is called with
-// the request's Authorization header.
+// gets the first delivery's result; another federation.* key is refused). Its parts,
+// text, data and files alike, reach the target as they are (federation.RouteRequest.Parts).
+// MetaSourceRegistry is an assertion the routing checks against the directory, never a
+// value it forwards. r.Route is called with the request's Authorization header.
 //
 // The answer is a message (role agent), not a task: routing is synchronous, and the
 // gateway keeps no task a later GetTask could read. Its first part is a data part with
@@ -223,6 +230,12 @@ func (g *gateway) routeRequest(req *a2a.SendMessageRequest) (federation.RouteReq
 		return federation.RouteRequest{}, federation.Errorf(federation.EINVALID, "params.message is required")
 	}
 	msg := req.Message
+	if err := checkMeta("message", msg.Metadata); err != nil {
+		return federation.RouteRequest{}, err
+	}
+	if err := checkMeta("request", req.Metadata); err != nil {
+		return federation.RouteRequest{}, err
+	}
 	var bad error
 	meta := func(key string) string {
 		for _, m := range []map[string]any{msg.Metadata, req.Metadata} {
@@ -260,50 +273,53 @@ func (g *gateway) routeRequest(req *a2a.SendMessageRequest) (federation.RouteReq
 	if rr.MessageID == "" {
 		rr.MessageID = msg.ID
 	}
-	payload, err := payloadOf(msg.Parts)
+	payload, err := partsPayload(msg.Parts)
 	if err != nil {
 		return federation.RouteRequest{}, err
 	}
-	rr.Payload = payload
+	rr.Payload, rr.Parts = payload, true
 	return rr, nil
 }
 
-// payloadOf is the payload the parts carry: the value of the one data part, or else the
-// text parts joined by newlines, as a JSON string.
-func payloadOf(parts []*a2a.Part) (json.RawMessage, error) {
-	var data []a2a.Data
-	var texts []string
+// partsPayload is the payload of an A2A message sent to the gateway: its parts as they
+// came (text, data, files by URL or inline bytes), a JSON list of A2A v1.0 parts that
+// reaches the target part for part. Errors: EINVALID for a message without parts.
+func partsPayload(parts []*a2a.Part) (json.RawMessage, error) {
+	kept := make([]*a2a.Part, 0, len(parts))
 	for _, p := range parts {
 		if p == nil {
 			continue
 		}
-		switch c := p.Content.(type) {
-		case a2a.Data:
-			data = append(data, c)
-		case a2a.Text:
-			texts = append(texts, string(c))
+		switch p.Content.(type) {
+		case a2a.Text, a2a.Data, a2a.URL, a2a.Raw:
+			kept = append(kept, p)
 		default:
-			return nil, federation.Errorf(federation.EINVALID, "only data and text parts can be routed, not files or raw bytes")
+			return nil, federation.Errorf(federation.EINVALID, "a part is neither text, data nor a file")
 		}
 	}
-	var v any
-	switch {
-	case len(data) == 1 && len(texts) == 0:
-		v = data[0].Value
-	case len(data) == 0 && len(texts) > 0:
-		v = strings.Join(texts, "\n")
-	case len(data) > 1:
-		return nil, federation.Errorf(federation.EINVALID, "send the payload as one data part, not %d", len(data))
-	case len(data) == 1:
-		return nil, federation.Errorf(federation.EINVALID, "send the payload as one data part or as text, not both")
-	default:
-		return nil, federation.Errorf(federation.EINVALID, "the message has no payload: send one data part or text")
+	if len(kept) == 0 {
+		return nil, federation.Errorf(federation.EINVALID, "the message has no payload: send text, data or file parts")
 	}
-	b, err := json.Marshal(v)
+	b, err := json.Marshal(kept)
 	if err != nil {
-		return nil, federation.Wrap(federation.EINVALID, err, "the payload is not JSON")
+		return nil, federation.Wrap(federation.EINVALID, err, "a part cannot be encoded as JSON")
 	}
 	return b, nil
+}
+
+// inboundMeta are the federation.* metadata keys a message to the gateway may carry;
+// any other federation.* key is refused, so that a misspelt one is not ignored.
+var inboundMeta = []string{MetaTo, MetaFrom, MetaMessageID, MetaSourceRegistry, MetaSkill}
+
+// checkMeta refuses the federation.* keys of m that the gateway does not read.
+func checkMeta(where string, m map[string]any) error {
+	for k := range m {
+		if strings.HasPrefix(k, "federation.") && !slices.Contains(inboundMeta, k) {
+			return federation.Errorf(federation.EINVALID, "%s metadata %q is not one the gateway reads; it reads %s",
+				where, clip(k, 64), strings.Join(inboundMeta, ", "))
+		}
+	}
+	return nil
 }
 
 // authorization is the Authorization header of the HTTP request being served: a2a-go's

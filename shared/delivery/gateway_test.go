@@ -137,9 +137,14 @@ func TestGatewayA2ARoundTrip(t *testing.T) {
 		wantID      string // "" means the A2A messageId
 	}{
 		{"data part", []*a2a.Part{a2a.NewDataPart(map[string]any{"city": "Paris", "days": 3})},
-			map[string]any{delivery.MetaTo: "did:key:z6MkTarget", delivery.MetaFrom: "did:key:z6MkSender"}, `{"city":"Paris","days":3}`, ""},
+			map[string]any{delivery.MetaTo: "did:key:z6MkTarget", delivery.MetaFrom: "did:key:z6MkSender"}, `[{"data":{"city":"Paris","days":3}}]`, ""},
 		{"text parts", []*a2a.Part{a2a.NewTextPart("hello"), a2a.NewTextPart("world")},
-			map[string]any{delivery.MetaTo: "did:key:z6MkTarget", delivery.MetaMessageID: "fed-42", delivery.MetaSkill: "route"}, `"hello\nworld"`, "fed-42"},
+			map[string]any{delivery.MetaTo: "did:key:z6MkTarget", delivery.MetaMessageID: "fed-42", delivery.MetaSkill: "route"}, `[{"text":"hello"},{"text":"world"}]`, "fed-42"},
+		{"every kind of part", []*a2a.Part{a2a.NewTextPart("see attached"), a2a.NewDataPart(map[string]any{"n": 1}),
+			{Content: a2a.URL("https://files.example/f.pdf"), MediaType: "application/pdf", Filename: "f.pdf"},
+			{Content: a2a.Raw("raw bytes"), MediaType: "application/octet-stream"}},
+			map[string]any{delivery.MetaTo: "did:key:z6MkTarget"},
+			`[{"text":"see attached"},{"data":{"n":1}},{"url":"https://files.example/f.pdf","filename":"f.pdf","mediaType":"application/pdf"},{"raw":"cmF3IGJ5dGVz","mediaType":"application/octet-stream"}]`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,7 +178,7 @@ func TestGatewayA2ARoundTrip(t *testing.T) {
 			if auth != "Bearer caller-jwt" {
 				t.Errorf("authorization %q", auth)
 			}
-			if req.To != "did:key:z6MkTarget" || req.MessageID != wantID || string(req.Payload) != tt.wantPayload {
+			if req.To != "did:key:z6MkTarget" || req.MessageID != wantID || string(req.Payload) != tt.wantPayload || !req.Parts {
 				t.Errorf("route request %+v payload %s", req, req.Payload)
 			}
 			if req.From != "" && req.From != "did:key:z6MkSender" {
@@ -260,9 +265,8 @@ func TestGatewayJSONRPCErrors(t *testing.T) {
 		{"target not a string", nil, nil, sendMessage(`{"federation.to":7}`, data), -32602, "must be a string", "invalid"},
 		{"no messageId", nil, nil, strings.Replace(sendMessage(to, data), `"m-1"`, `""`, 1), -32602, "messageId", "invalid"},
 		{"no parts", nil, nil, sendMessage(to, `[]`), -32602, "no payload", "invalid"},
-		{"data and text", nil, nil, sendMessage(to, `[{"data":{"a":1}},{"text":"x"}]`), -32602, "not both", "invalid"},
-		{"two data parts", nil, nil, sendMessage(to, `[{"data":{"a":1}},{"data":{"b":2}}]`), -32602, "one data part", "invalid"},
-		{"a file", nil, nil, sendMessage(to, `[{"url":"https://x.example/f.pdf"}]`), -32602, "only data and text", "invalid"},
+		{"unknown federation metadata", nil, nil, sendMessage(`{"federation.to":"did:x","federation.too":"did:y"}`, data), -32602, `"federation.too" is not one the gateway reads`, "invalid"},
+		{"federation metadata of the gateway's own", nil, nil, sendMessage(`{"federation.to":"did:x","federation.signature":"x"}`, data), -32602, "federation.signature", "invalid"},
 		{"unknown skill", nil, nil, sendMessage(`{"federation.to":"did:x","federation.skill":"dance"}`, data), -32602, "no skill", "invalid"},
 		{"skill not over A2A", nil, nil, sendMessage(`{"federation.skill":"discover"}`, data), -32004, "HTTP API", ""},
 		{"unknown target", federation.Errorf(federation.ENOTFOUND, "no agent did:key:z6MkTarget"), nil, sendMessage(to, data), -32602, "no agent", "not_found"},

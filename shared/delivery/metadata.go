@@ -25,15 +25,23 @@ const (
 	// MetaPayloadWrapped is true when the payload is not a JSON object and the data part
 	// carries it as {"value": <payload>}.
 	MetaPayloadWrapped = "federation.payload_wrapped"
+	// MetaPayloadForm is PayloadParts when the message carries the parts an A2A client
+	// sent the gateway, as they were sent, rather than one data part with the payload.
+	MetaPayloadForm = "federation.payload_form"
 	// MetaSkill names the gateway skill a message to the gateway asks for: route (the
 	// default), discover or broadcast.
 	MetaSkill = "federation.skill"
 )
 
+// PayloadParts is the value of MetaPayloadForm for a message that carries its sender's
+// parts.
+const PayloadParts = "parts"
+
 // ReadForwarded reads back, from an A2A message the gateway forwarded, the Message it
 // sent and its federation.signature token, ready for VerifyForwarded. The payload is the
-// message's one data part, unwrapped when federation.payload_wrapped says so. Errors:
-// EINVALID when the message lacks the federation metadata or the data part.
+// message's one data part, unwrapped when federation.payload_wrapped says so; or, when
+// federation.payload_form is "parts", the list of its parts. Errors: EINVALID when the
+// message lacks the federation metadata or the data part.
 func ReadForwarded(msg *a2a.Message) (Message, string, error) {
 	if msg == nil {
 		return Message{}, "", federation.Errorf(federation.EINVALID, "no message")
@@ -54,6 +62,20 @@ func ReadForwarded(msg *a2a.Message) (Message, string, error) {
 	token := str(MetaSignature)
 	if m.ID == "" || token == "" {
 		return Message{}, "", federation.Errorf(federation.EINVALID, "the message carries no %s or %s metadata: it did not come through a federation gateway", MetaMessageID, MetaSignature)
+	}
+	if form, _ := meta[MetaPayloadForm].(string); form == PayloadParts {
+		parts := make([]*a2a.Part, 0, len(msg.Parts))
+		for _, p := range msg.Parts {
+			if p != nil {
+				parts = append(parts, p)
+			}
+		}
+		payload, err := json.Marshal(parts)
+		if err != nil {
+			return Message{}, "", federation.Wrap(federation.EINVALID, err, "the parts are not JSON")
+		}
+		m.Payload, m.Parts = payload, true
+		return m, token, nil
 	}
 	var data []*a2a.Part
 	for _, p := range msg.Parts {

@@ -16,7 +16,7 @@ var _ routing.Deliverer = ForRouting{}
 func (f ForRouting) Deliver(ctx context.Context, endpoint string, m routing.Message) (json.RawMessage, error) {
 	out, err := f.D.Deliver(ctx, endpoint, Message{
 		ID: m.ID, From: m.From, To: m.To, SourceRegistry: m.SourceRegistry, TargetRegistry: m.TargetRegistry,
-		Payload: m.Payload, VerifiedBy: m.VerifiedBy.Method, Subject: m.VerifiedBy.Subject,
+		Payload: m.Payload, Parts: m.Parts, VerifiedBy: m.VerifiedBy.Method, Subject: m.VerifiedBy.Subject,
 	})
 	return out.Summary, err
 }

@@ -190,8 +190,10 @@ func ClaimsFor(gatewayID string, m Message, now time.Time) (Claims, error) {
 
 // MessageHash returns base64url (no padding) of the SHA-256 of the RFC 8785 canonical
 // JSON of {message_id, from, to, source_registry, target_registry, payload}, with the
-// payload as the sender sent it (before any {"value": ...} wrapping). Errors: EINVALID
-// when the payload is not JSON or holds a number JSON canonicalization cannot represent.
+// payload as the sender sent it (before any {"value": ...} wrapping); a message that
+// carries its sender's parts (m.Parts) adds "payload_form": "parts", its payload being
+// the list of parts, so that neither form can pass for the other. Errors: EINVALID when
+// the payload is not JSON or holds a number JSON canonicalization cannot represent.
 func MessageHash(m Message) (string, error) {
 	doc := struct {
 		MessageID      string          `json:"message_id"`
@@ -200,7 +202,11 @@ func MessageHash(m Message) (string, error) {
 		SourceRegistry string          `json:"source_registry"`
 		TargetRegistry string          `json:"target_registry"`
 		Payload        json.RawMessage `json:"payload"`
-	}{m.ID, m.From, m.To, m.SourceRegistry, m.TargetRegistry, m.Payload}
+		PayloadForm    string          `json:"payload_form,omitempty"`
+	}{m.ID, m.From, m.To, m.SourceRegistry, m.TargetRegistry, m.Payload, ""}
+	if m.Parts {
+		doc.PayloadForm = PayloadParts
+	}
 	if len(bytes.TrimSpace(doc.Payload)) == 0 {
 		doc.Payload = json.RawMessage("null")
 	}
