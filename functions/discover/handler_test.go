@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/delivery"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
@@ -134,4 +136,25 @@ func FuzzParseQuery(f *testing.F) {
 			t.Fatalf("%q: %d %s %v", raw, resp.StatusCode, resp.Body, err)
 		}
 	})
+}
+
+// The discovery examples of the gateway's agent card are queries this endpoint takes.
+func TestCardExamplesParse(t *testing.T) {
+	for _, s := range delivery.GatewayCard("https://gateway.example", "federation-gateway").Skills {
+		if s.ID != delivery.SkillDiscover {
+			continue
+		}
+		if len(s.Examples) == 0 {
+			t.Fatal("the discover skill has no examples")
+		}
+		for _, example := range s.Examples {
+			v, err := url.ParseQuery(example)
+			if err != nil {
+				t.Fatalf("%q: %v", example, err)
+			}
+			if _, err := parseQuery(v); err != nil {
+				t.Errorf("%q: %v", example, err)
+			}
+		}
+	}
 }

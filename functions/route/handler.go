@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -74,24 +71,13 @@ func raw(body []byte) http.HandlerFunc {
 	}
 }
 
-// readRequest reads the credential and a JSON body of at most maxBody bytes into v.
+// readRequest decodes the JSON body, of at most maxBody bytes, strictly into v, then
+// reads the credential of the Authorization header.
 func readRequest(w http.ResponseWriter, req *http.Request, v any) (federation.Credential, error) {
-	cred, err := federation.ParseAuthorization(req.Header.Get("Authorization"))
-	if err != nil {
-		return cred, err
+	if err := apigw.DecodeJSON(w, req, maxBody, v); err != nil {
+		return federation.Credential{}, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBody))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return federation.Credential{}, federation.Errorf(federation.ETOOLARGE, "the request body is over %d bytes", maxBody)
-	}
-	if err != nil {
-		return federation.Credential{}, federation.Errorf(federation.EINVALID, "could not read the request body")
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return federation.Credential{}, federation.Errorf(federation.EINVALID, "the body is not the expected JSON object: %v", err)
-	}
-	return cred, nil
+	return federation.ParseAuthorization(req.Header.Get("Authorization"))
 }
 
 // writeError answers err as a problem, with the headers its status asks for.

@@ -193,6 +193,8 @@ func FuzzRouteBody(f *testing.F) {
 		`{"from":"did:key:z6MkhYc9Ubv6m5Cc2nmuX2Ahk1HEuGNJmpwRmc6JKPjvwgDd","to":"did:agentvault:textkit/mirror","payload":{"a":1}}`,
 		`{"to":"did:agentvault:textkit/mirror","payload":"x","message_id":"a#b"}`,
 		`{"from":1}`, `[]`, `null`, `{"payload":{"deep":[[[[[]]]]]}}`, `{"criteria":{"capability":["echo"]},"payload":{}}`,
+		`{"criteria":{"capability":"echo","q":"x","tag":1},"payload":{}}`, `{"all":true,"payload":{"n":1e400}}`,
+		`{"query":{"service_type":"weather"},"payload":{}}`, `{"FROM":"x"}`, `{"from":"x",}`, `{"criteria":{"capability":[1]}}`,
 	} {
 		f.Add(seed)
 	}
@@ -204,6 +206,9 @@ func FuzzRouteBody(f *testing.F) {
 			resp, err := h(context.Background(), ev)
 			if err != nil || (resp.StatusCode >= 500 && resp.StatusCode != 502) {
 				t.Fatalf("%s with %q: %d %s %v", name, body, resp.StatusCode, resp.Body, err)
+			}
+			if w := hasGoInternals(resp.Body); w != "" && resp.StatusCode >= 400 {
+				t.Fatalf("%s with %q: the answer speaks Go (%q): %s", name, body, w, resp.Body)
 			}
 		}
 	})
@@ -259,5 +264,100 @@ func TestA2AFalseSourceRegistry(t *testing.T) {
 	resp, err := h(context.Background(), ev)
 	if err != nil || !strings.Contains(resp.Body, `"code":-31403`) || !strings.Contains(resp.Body, "not an agent of any registry") {
 		t.Fatalf("%d %s %v; want a -31403 error", resp.StatusCode, resp.Body, err)
+	}
+}
+
+// goInternals are words of Go and its JSON parser that must never reach a caller.
+var goInternals = []string{"Go struct field", "Go value", "strconv.", "json:", "cannot unmarshal", "json.RawMessage",
+	"routing.", "federation.RouteRequest", "[]string", "reflect", "unexpected end of JSON input"}
+
+func hasGoInternals(s string) string {
+	for _, w := range goInternals {
+		if strings.Contains(s, w) {
+			return w
+		}
+	}
+	return ""
+}
+
+// The bodies of route and broadcast are decoded strictly: a field the API does not have
+// is a 400 that names it (a broadcast's "query" is not a filter that matches everyone),
+// the body must say it is JSON, and every detail is in the API's words.
+func TestStrictBodies(t *testing.T) {
+	h, fed := handler(t, routing.Options{})
+	from := fed.Agent("acme/weather-bot").DID
+	tests := []struct {
+		name, event, contentType, body string
+		status                         int
+		says                           string
+	}{
+		{"broadcast with query", "broadcast.json", "", `{"query":{"service_type":"weather"},"payload":{"alert":"storm"}}`, 400, `unknown field "query"`},
+		{"broadcast with a misspelt criterion", "broadcast.json", "", `{"criteria":{"service":"weather"},"payload":{}}`, 400, `unknown field "criteria.service"`},
+		{"broadcast without criteria", "broadcast.json", "", `{"payload":{"alert":"storm"}}`, 400, `"all": true`},
+		{"broadcast capability of a number", "broadcast.json", "", `{"criteria":{"capability":7},"payload":{}}`, 400, "criteria.capability: want a string or a list of strings"},
+		{"broadcast all of a string", "broadcast.json", "", `{"all":"yes","payload":{}}`, 400, "all: want true or false, not a string"},
+		{"route with an unknown field", "route.json", "", `{"from":"` + from + `","to":"did:agentvault:textkit/mirror","payload":{},"priority":1}`, 400, `unknown field "priority"`},
+		{"route from of a number", "route.json", "", `{"from":7,"to":"x","payload":{}}`, 400, "from: want a string, not a number"},
+		{"route as a list", "route.json", "", `[{"from":"x"}]`, 400, "must be a JSON object, not a list"},
+		{"route cut short", "route.json", "", `{"from":"x",`, 400, "not valid JSON"},
+		{"route with two objects", "route.json", "", `{"from":"x"}{"to":"y"}`, 400, "more after its JSON object"},
+		{"route as a form", "route.json", "application/x-www-form-urlencoded", `{"from":"x","to":"y","payload":{}}`, 415, "Content-Type: application/json"},
+		{"route without a content type", "route.json", "-", `{"from":"x","to":"y","payload":{}}`, 415, "Content-Type: application/json"},
+		{"broadcast capability as a string", "broadcast.json", "", `{"criteria":{"capability":"reverse"},"payload":{"text":"hi"}}`, 200, `"delivered":`},
+		{"route with a +json type", "route.json", "application/vnd.federation+json; charset=utf-8",
+			`{"from":"` + from + `","to":"did:agentvault:textkit/mirror","payload":{"text":"hi"}}`, 200, `"status":"delivered"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := loadEvent(t, tt.event)
+			ev.Headers["authorization"] = "Bearer " + token(t, fed, "acme/weather-bot")
+			ev.Body = tt.body
+			switch tt.contentType {
+			case "":
+			case "-":
+				delete(ev.Headers, "content-type")
+			default:
+				ev.Headers["content-type"] = tt.contentType
+			}
+			resp, err := h(context.Background(), ev)
+			said := resp.Body
+			var problem apigw.Problem
+			if resp.StatusCode >= 400 && json.Unmarshal([]byte(resp.Body), &problem) == nil {
+				said = problem.Detail
+			}
+			if err != nil || resp.StatusCode != tt.status || !strings.Contains(said, tt.says) {
+				t.Fatalf("%d %s %v; want %d saying %q", resp.StatusCode, resp.Body, err, tt.status, tt.says)
+			}
+			if w := hasGoInternals(resp.Body); w != "" && resp.StatusCode >= 400 {
+				t.Errorf("the answer speaks Go (%q): %s", w, resp.Body)
+			}
+		})
+	}
+}
+
+// The examples of the gateway's agent card work: each broadcast example is a body the
+// broadcast endpoint takes, and the route example is a SendMessage /a2a routes.
+func TestCardExamplesAreTakenAsTheyAre(t *testing.T) {
+	h, fed := handler(t, routing.Options{})
+	card := delivery.GatewayCard("https://gateway.example", "federation-gateway")
+	for _, s := range card.Skills {
+		for _, example := range s.Examples {
+			var ev events.APIGatewayV2HTTPRequest
+			switch s.ID {
+			case delivery.SkillBroadcast:
+				ev = loadEvent(t, "broadcast.json")
+				ev.Body = example
+			case delivery.SkillRoute:
+				ev = a2aEvent(t, "", "[]", "{}")
+				ev.Body = `{"jsonrpc":"2.0","id":"1","method":"SendMessage","params":` + example + `}`
+			default:
+				continue // discovery's examples are query strings: the discover function tests them
+			}
+			ev.Headers["authorization"] = "Bearer " + token(t, fed, "acme/weather-bot")
+			resp, err := h(context.Background(), ev)
+			if err != nil || resp.StatusCode != 200 || strings.Contains(resp.Body, `"error"`) {
+				t.Errorf("%s example %s: %d %s %v", s.ID, example, resp.StatusCode, resp.Body, err)
+			}
+		}
 	}
 }

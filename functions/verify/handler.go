@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -52,7 +49,8 @@ type answer struct {
 }
 
 // Handler serves POST /api/v1/verify: the credential comes in the body
-// ({"credential":{"type","token"}}) or, when the body has none, as a Bearer token.
+// ({"credential":{"type","token"}}, Content-Type application/json) or, when the body is
+// empty, in the Authorization header (Bearer <JWT> or X509-SVID <chain>).
 func Handler(v Verifier, dir Directory, log *slog.Logger) http.Handler {
 	mux := apigw.NewMux()
 	mux.HandleFunc("POST /api/v1/verify", func(w http.ResponseWriter, r *http.Request) {
@@ -93,32 +91,33 @@ func Handler(v Verifier, dir Directory, log *slog.Logger) http.Handler {
 	return mux
 }
 
-// readCredential decodes the body's credential, or the Bearer token when the body has
-// none. Errors: EINVALID, ETOOLARGE.
+// readCredential decodes the body's credential or, when the body has none, reads the
+// Authorization header's. Errors: EINVALID, EMEDIATYPE, ETOOLARGE.
 func readCredential(w http.ResponseWriter, r *http.Request) (federation.Credential, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := apigw.ReadBody(w, r, maxBody)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return federation.Credential{}, federation.Errorf(federation.ETOOLARGE, "the body is larger than %d bytes", maxBody)
-		}
-		return federation.Credential{}, federation.Wrap(federation.EINVALID, err, "the body could not be read")
+		return federation.Credential{}, err
 	}
 	var req request
 	if len(strings.TrimSpace(string(body))) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil || dec.More() {
-			return federation.Credential{}, federation.Errorf(federation.EINVALID, `the body is not {"credential":{"type":"...","token":"..."}}`)
+		if !apigw.IsJSON(r.Header.Get("Content-Type")) {
+			return federation.Credential{}, federation.Errorf(federation.EMEDIATYPE, "send the body as JSON, with Content-Type: application/json")
+		}
+		if err := apigw.Unmarshal(body, &req); err != nil {
+			return federation.Credential{}, err
 		}
 	}
 	if req.Credential == nil {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		if r.Header.Get("Authorization") == "" {
 			return federation.Credential{}, federation.Errorf(federation.EINVALID,
 				`no credential: send {"credential":{"type":"...","token":"..."}} or an Authorization: Bearer token`)
 		}
-		return federation.Credential{Type: identity.TypeJWT, Token: strings.TrimSpace(token)}, nil
+		cred, err := federation.ParseAuthorization(r.Header.Get("Authorization"))
+		if err != nil {
+			// Here the credential is what is asked about, not what authorizes the call.
+			return federation.Credential{}, federation.Errorf(federation.EINVALID, "%s", federation.ErrorMessage(err))
+		}
+		return cred, nil
 	}
 	if strings.TrimSpace(req.Credential.Token) == "" {
 		return federation.Credential{}, federation.Errorf(federation.EINVALID, "credential.token is required")

@@ -203,6 +203,7 @@ func FuzzVerifyBody(f *testing.F) {
 	for _, seed := range []string{
 		`{"credential":{"token":"a.b.c"}}`, `{"credential":{"type":"x509-svid","token":"-----BEGIN CERTIFICATE-----"}}`,
 		`{"credential":{"type":"nope","token":"x"}}`, `{}`, `[]`, `{"credential":null}`, `not json`,
+		`{"credential":{"token":7}}`, `{"credential":{"token":"a","tokn":"b"}}`, `{"credential":"a.b.c"}`, `{"credential":{}}{}`,
 	} {
 		f.Add(seed)
 	}
@@ -219,6 +220,11 @@ func FuzzVerifyBody(f *testing.F) {
 		resp, err := h(context.Background(), ev)
 		if err != nil || resp.StatusCode >= 500 {
 			t.Fatalf("%q: %d %s %v", body, resp.StatusCode, resp.Body, err)
+		}
+		for _, w := range []string{"Go struct field", "Go value", "strconv.", "json:", "cannot unmarshal", "federation.Credential", "main.request"} {
+			if resp.StatusCode >= 400 && strings.Contains(resp.Body, w) {
+				t.Fatalf("%q: the answer speaks Go (%q): %s", body, w, resp.Body)
+			}
 		}
 	})
 }

@@ -1,10 +1,10 @@
 package apigw
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -85,19 +85,42 @@ func (m Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// ServeMux knows whether the path exists under another method: let it answer into a
 	// recorder, then say the same as a problem.
-	rec := httptest.NewRecorder()
+	rec := &recorder{header: http.Header{}, code: http.StatusOK}
 	h.ServeHTTP(rec, r)
-	switch rec.Code {
+	switch rec.code {
 	case http.StatusMethodNotAllowed:
-		w.Header().Set("Allow", rec.Header().Get("Allow"))
-		WriteProblem(w, NewProblem(rec.Code, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+rec.Header().Get("Allow")))
+		w.Header().Set("Allow", rec.header.Get("Allow"))
+		WriteProblem(w, NewProblem(rec.code, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+rec.header.Get("Allow")))
 	case http.StatusNotFound:
-		WriteProblem(w, NewProblem(rec.Code, federation.ENOTFOUND, "no route for "+r.Method+" "+r.URL.Path))
+		WriteProblem(w, NewProblem(rec.code, federation.ENOTFOUND, "no route for "+r.Method+" "+r.URL.Path))
 	default: // a redirect to a cleaned path
-		for k, v := range rec.Header() {
+		for k, v := range rec.header {
 			w.Header()[k] = v
 		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
+		w.WriteHeader(rec.code)
+		_, _ = w.Write(rec.body.Bytes())
 	}
+}
+
+// recorder keeps what ServeMux answers for a request no pattern matches (a few bytes of
+// plain text and a header or two), so Mux can say it as a problem: net/http/httptest's
+// recorder would do, but it has no place in production code.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.body.Write(b)
 }

@@ -33,6 +33,7 @@ var statusOf = map[string]int{
 	federation.ENOTFOUND:     http.StatusNotFound,
 	federation.ECONFLICT:     http.StatusConflict,
 	federation.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	federation.EMEDIATYPE:    http.StatusUnsupportedMediaType,
 	federation.ERATELIMITED:  http.StatusTooManyRequests,
 	federation.EUNAVAILABLE:  http.StatusBadGateway,
 	federation.EINTERNAL:     http.StatusInternalServerError,

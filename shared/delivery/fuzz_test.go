@@ -86,7 +86,9 @@ func FuzzGatewayRequest(f *testing.F) {
 			router.mu.Unlock()
 		}()
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest("POST", "/a2a", strings.NewReader(body)))
+		req := httptest.NewRequest("POST", "/a2a", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(w, req)
 		if !strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") { // streaming methods answer SSE
 			var resp rpcResponse
 			if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || resp.JSONRPC != "2.0" || (resp.Error == nil) == (resp.Result == nil) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -132,7 +133,7 @@ func WithLogger(l *slog.Logger) HandlerOption {
 // message are -32602 (invalid params); EUNAUTHORIZED -31401 (unauthenticated);
 // EFORBIDDEN -31403 (unauthorized); ERATELIMITED and EUNAVAILABLE -32000 (server error);
 // anything else -32603. a2a-go answers malformed JSON with -32700, an unknown method
-// with -32601. Streaming, tasks and push notifications are -32004 (unsupported), a task
+// with -32601. A request whose Content-Type is not application/json is -32600. Streaming, tasks and push notifications are -32004 (unsupported), a task
 // ID -32001 (not found), and a request over MaxRequestBytes -32600.
 func NewA2AHandler(r Router, card *a2a.AgentCard, opts ...HandlerOption) http.Handler {
 	cfg := handlerConfig{logger: slog.Default()}
@@ -151,6 +152,10 @@ func NewA2AHandler(r Router, card *a2a.AgentCard, opts ...HandlerOption) http.Ha
 		return a2a.NewError(a2a.ErrInternalError, federation.ErrorMessage(nil))
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			writeRPCError(w, -32600, "send the JSON-RPC request with Content-Type: application/json")
+			return
+		}
 		if req.ContentLength > MaxRequestBytes {
 			writeRPCError(w, -32600, fmt.Sprintf("the request is over %d bytes", MaxRequestBytes))
 			return

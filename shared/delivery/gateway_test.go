@@ -279,6 +279,7 @@ func TestGatewayJSONRPCErrors(t *testing.T) {
 		{"no push", nil, nil, `{"jsonrpc":"2.0","id":"1","method":"ListTaskPushNotificationConfigs","params":{"taskId":"t-1"}}`, -32003, "", ""},
 		{"another A2A version", nil, http.Header{"A2A-Version": {"2.0"}}, sendMessage(to, data), -32009, "2.0", ""},
 		{"too large", nil, nil, sendMessage(to, `[{"text":"`+strings.Repeat("x", delivery.MaxRequestBytes)+`"}]`), -32600, "over", ""},
+		{"not JSON content", nil, http.Header{"Content-Type": {"text/plain"}}, sendMessage(to, data), -32600, "Content-Type: application/json", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,15 +10,16 @@ import (
 
 // Error codes. Each maps to one HTTP status in package apigw, and nowhere else.
 const (
-	EINVALID      = "invalid"      // the caller's input is wrong
-	ENOTFOUND     = "not_found"    // the thing asked for does not exist
-	ECONFLICT     = "conflict"     // the request conflicts with the current state
-	EUNAUTHORIZED = "unauthorized" // no valid credential was presented
-	EFORBIDDEN    = "forbidden"    // the credential is valid but not allowed
-	ETOOLARGE     = "too_large"    // the request body is over a limit
-	ERATELIMITED  = "rate_limited" // a rate limit was reached
-	EUNAVAILABLE  = "unavailable"  // a dependency (registry, agent) failed or is down
-	EINTERNAL     = "internal"     // a fault of ours; its detail is logged, never shown
+	EINVALID      = "invalid"                // the caller's input is wrong
+	ENOTFOUND     = "not_found"              // the thing asked for does not exist
+	ECONFLICT     = "conflict"               // the request conflicts with the current state
+	EUNAUTHORIZED = "unauthorized"           // no valid credential was presented
+	EFORBIDDEN    = "forbidden"              // the credential is valid but not allowed
+	ETOOLARGE     = "too_large"              // the request body is over a limit
+	EMEDIATYPE    = "unsupported_media_type" // the request body is not of a media type the endpoint takes
+	ERATELIMITED  = "rate_limited"           // a rate limit was reached
+	EUNAVAILABLE  = "unavailable"            // a dependency (registry, agent) failed or is down
+	EINTERNAL     = "internal"               // a fault of ours; its detail is logged, never shown
 )
 
 // Error is the domain error. Code says what kind of failure it is; Message is safe to show

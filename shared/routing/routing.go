@@ -398,7 +398,8 @@ func result(c Claim) federation.RouteResult {
 func contentHash(req federation.RouteRequest) (string, error) {
 	payload, err := jcs.Transform(req.Payload)
 	if err != nil {
-		return "", federation.Errorf(federation.EINVALID, "payload: %v", err)
+		// The cause names parser internals (strconv): it goes to the log, not the caller.
+		return "", federation.Wrap(federation.EINVALID, err, "payload: it holds a number JSON canonicalization (RFC 8785) cannot represent, or a key twice")
 	}
 	form := "data"
 	if req.Parts {
