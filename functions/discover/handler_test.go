@@ -12,6 +12,7 @@ import (
 
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/apigw/openapitest"
 	"github.com/federation-gateway/gateway/shared/delivery"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
@@ -48,7 +49,7 @@ func TestHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := logs.New(&bytes.Buffer{}, "debug")
-	h := apigw.Lambda(Handler(d, log), log)
+	h := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(d, log), log))
 
 	resp, err := h(ctx, loadEvent(t, "discover.json"))
 	if err != nil || resp.StatusCode != 200 {
@@ -102,7 +103,7 @@ func TestParseQuery(t *testing.T) {
 		ev := loadEvent(t, "discover.json")
 		ev.RawQueryString, ev.QueryStringParameters = tt.query, nil
 		log := logs.New(&bytes.Buffer{}, "error")
-		resp, _ := apigw.Lambda(Handler(d, log), log)(context.Background(), ev)
+		resp, _ := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(d, log), log))(context.Background(), ev)
 		if tt.mention == "" {
 			if resp.StatusCode != 200 {
 				t.Errorf("%s: %d %s", tt.query, resp.StatusCode, resp.Body)
@@ -127,8 +128,9 @@ func FuzzParseQuery(f *testing.F) {
 		f.Fatal(err)
 	}
 	log := logs.New(&bytes.Buffer{}, "error")
-	h := apigw.Lambda(Handler(d, log), log)
+	checked := apigw.Lambda(Handler(d, log), log)
 	f.Fuzz(func(t *testing.T, raw string) {
+		h := openapitest.New(t).Lambda(t, checked)
 		ev := events.APIGatewayV2HTTPRequest{Version: "2.0", RawPath: "/api/v1/discover", RawQueryString: raw,
 			RequestContext: events.APIGatewayV2HTTPRequestContext{HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "GET", Path: "/api/v1/discover"}}}
 		resp, err := h(context.Background(), ev)

@@ -17,6 +17,7 @@ import (
 	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/apigw/openapitest"
 	"github.com/federation-gateway/gateway/shared/delivery"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
@@ -32,8 +33,15 @@ func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 }
 
 // handler wires the route function as main does, over the demo federation synced into a
-// table of the local endpoint.
-func handler(t testing.TB, opts routing.Options) (apigw.LambdaHandler, *demo.Federation) {
+// table of the local endpoint; every exchange is checked against docs/openapi.json.
+func handler(t *testing.T, opts routing.Options) (apigw.LambdaHandler, *demo.Federation) {
+	t.Helper()
+	h, fed := rawHandler(t, opts)
+	return openapitest.New(t).Lambda(t, h), fed
+}
+
+// rawHandler is handler without the check, for a fuzz target to check per input.
+func rawHandler(t testing.TB, opts routing.Options) (apigw.LambdaHandler, *demo.Federation) {
 	t.Helper()
 	signer, err := delivery.NewSignerFromSeed(strings.Repeat("s", 64))
 	if err != nil {
@@ -184,6 +192,19 @@ func TestBroadcastAndCard(t *testing.T) {
 	if err != nil || card.StatusCode != 200 || !strings.Contains(card.Body, `"protocolBinding":"JSONRPC"`) || !strings.Contains(card.Body, "https://gateway.example/a2a") {
 		t.Errorf("agent card: %d %s %v", card.StatusCode, card.Body, err)
 	}
+	at := func(method, path string) events.APIGatewayV2HTTPRequest {
+		ev := loadEvent(t, "agent-card.json")
+		ev.RawPath, ev.RequestContext.HTTP.Path, ev.RequestContext.HTTP.Method = path, path, method
+		ev.RouteKey = method + " " + path
+		return ev
+	}
+	keys, err := h(context.Background(), at("GET", "/.well-known/jwks.json"))
+	if err != nil || keys.StatusCode != 200 || !strings.Contains(keys.Body, `"crv":"Ed25519"`) {
+		t.Errorf("jwks: %d %s %v", keys.StatusCode, keys.Body, err)
+	}
+	if wrong, _ := h(context.Background(), at("GET", "/api/v1/route")); wrong.StatusCode != 405 || wrong.Headers["Allow"] == "" {
+		t.Errorf("GET /api/v1/route: %d %v", wrong.StatusCode, wrong.Headers)
+	}
 }
 
 // FuzzRouteBody: no body, whatever it holds, crashes the route or broadcast handler or
@@ -198,8 +219,9 @@ func FuzzRouteBody(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	h, fed := handler(f, routing.Options{AgentRate: 1 << 20, GlobalRate: 1 << 20})
+	raw, fed := rawHandler(f, routing.Options{AgentRate: 1 << 20, GlobalRate: 1 << 20})
 	f.Fuzz(func(t *testing.T, body string) {
+		h := openapitest.New(t).Lambda(t, raw)
 		for _, name := range []string{"route.json", "broadcast.json"} {
 			ev := loadEvent(t, name)
 			ev.Headers["authorization"], ev.Body = "Bearer "+token(t, fed, "acme/weather-bot"), body

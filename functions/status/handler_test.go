@@ -9,7 +9,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/docs"
 	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/apigw/openapitest"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
@@ -46,6 +48,11 @@ func TestHandler(t *testing.T) {
 			}
 		}},
 		{"wrong method", goodStore, "status-wrong-method.json", 405, nil},
+		{"openapi", goodStore, "openapi.json", 200, func(t *testing.T, body []byte) {
+			if !bytes.Equal(body, docs.OpenAPI()) {
+				t.Error("GET /api/v1/openapi.json does not serve docs/openapi.json")
+			}
+		}},
 		{"table unavailable", brokenStore, "status.json", 500, func(t *testing.T, body []byte) {
 			if bytes.Contains(body, []byte("no-such-table")) {
 				t.Errorf("the problem shows internal detail: %s", body)
@@ -56,7 +63,7 @@ func TestHandler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			log := logs.New(&bytes.Buffer{}, "debug")
 			reporter := directory.NewReporter(tt.store, registries, "1.0.0", "test")
-			resp, err := apigw.Lambda(Handler(reporter, log), log)(context.Background(), loadEvent(t, tt.event))
+			resp, err := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(reporter, docs.OpenAPI(), log), log))(context.Background(), loadEvent(t, tt.event))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,5 @@
-// Command status serves GET /api/v1/status behind the HTTP API.
+// Command status serves GET /api/v1/status and GET /api/v1/openapi.json behind the HTTP
+// API.
 package main
 
 import (
@@ -7,6 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/federation-gateway/gateway/docs"
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/directory"
@@ -19,5 +21,5 @@ func main() {
 	log := logs.New(os.Stdout, cfg.LogLevel)
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	reporter := directory.NewReporter(store, cfg.Registries, cfg.Version, cfg.Stage)
-	lambda.Start(apigw.Lambda(Handler(reporter, log), log))
+	lambda.Start(apigw.Lambda(Handler(reporter, docs.OpenAPI(), log), log))
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/apigw/openapitest"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
@@ -69,7 +70,8 @@ type verifyAnswer struct {
 func TestHandler(t *testing.T) {
 	ctx := context.Background()
 	store := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
-	agent := federation.Agent{DID: sampleDID, Name: "Sample", Registry: "alpha", Endpoint: "https://agent.example", Status: federation.StatusActive, ServiceType: "text"}
+	agent := federation.Agent{DID: sampleDID, Name: "Sample", Registry: "alpha", Endpoint: "https://agent.example", Status: federation.StatusActive,
+		ServiceType: "text", Signature: federation.SignatureNone, LastSeen: sampleTime}
 	if _, err := store.PutAgent(ctx, agent, registry.Known{}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +175,7 @@ func TestHandler(t *testing.T) {
 				tt.edit(&ev)
 				delete(ev.Headers, "content-length")
 			}
-			resp, err := apigw.Lambda(Handler(tt.v, tt.dir, log), log)(ctx, ev)
+			resp, err := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(tt.v, tt.dir, log), log))(ctx, ev)
 			if err != nil || resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d: %s %v", resp.StatusCode, tt.status, resp.Body, err)
 			}
@@ -213,8 +215,9 @@ func FuzzVerifyBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	log := logs.New(&bytes.Buffer{}, "error")
-	h := apigw.Lambda(Handler(v, store, log), log)
+	raw := apigw.Lambda(Handler(v, store, log), log)
 	f.Fuzz(func(t *testing.T, body string) {
+		h := openapitest.New(t).Lambda(t, raw)
 		ev := loadEvent(t, "verify.json")
 		ev.Body = body
 		resp, err := h(context.Background(), ev)

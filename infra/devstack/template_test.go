@@ -1,6 +1,7 @@
 package devstack_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,9 @@ func TestLoadGatewayTemplate(t *testing.T) {
 	if status == nil {
 		t.Fatalf("no StatusFunction in %+v", tmpl.Functions)
 	}
-	if status.BuildMethod != "makefile" || len(status.Routes) != 1 || status.Routes[0] != (devstack.Route{Method: "GET", Path: "/api/v1/status"}) {
+	if status.BuildMethod != "makefile" || len(status.Routes) != 2 ||
+		!slices.Contains(status.Routes, devstack.Route{Method: "GET", Path: "/api/v1/status"}) ||
+		!slices.Contains(status.Routes, devstack.Route{Method: "GET", Path: "/api/v1/openapi.json"}) {
 		t.Errorf("StatusFunction = %+v", status)
 	}
 	// Globals are merged in, intrinsics resolved.
