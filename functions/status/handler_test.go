@@ -8,8 +8,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/docs"
+	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/apigw/openapitest"
 	"github.com/federation-gateway/gateway/shared/directory"

@@ -6,7 +6,11 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +21,7 @@ import (
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/apigw/openapitest"
+	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
@@ -230,4 +235,61 @@ func FuzzVerifyBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The verifier as main wires it, with allow_private_networks on (the local development
+// setting): a did:web is the caller's to name, so its document is never fetched from
+// loopback, the local AWS endpoint included. The refusal comes before any connection.
+func TestDIDWebStaysPublicWithPrivateNetworksAllowed(t *testing.T) {
+	var conns atomic.Int64
+	count := func(srv *httptest.Server) *httptest.Server {
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		return srv
+	}
+	docs := count(httptest.NewUnstartedServer(http.NotFoundHandler()))
+	docs.StartTLS()
+	defer docs.Close()
+	aws := count(httptest.NewUnstartedServer(http.NotFoundHandler()))
+	aws.Start()
+	defer aws.Close()
+	awsAddr := strings.TrimPrefix(aws.URL, "http://")
+
+	store := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
+	v, err := newVerifier(config.Config{Gateway: config.Gateway{ID: "federation-gateway"}, AllowPrivateNetworks: true, AWSEndpoints: []string{awsAddr}}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logs.New(&bytes.Buffer{}, "error")
+	h := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(v, store, log), log))
+	_, docsPort, _ := net.SplitHostPort(strings.TrimPrefix(docs.URL, "https://"))
+	_, awsPort, _ := net.SplitHostPort(awsAddr)
+	for _, did := range []string{"did:web:127.0.0.1%3A" + docsPort, "did:web:localhost%3A" + docsPort, "did:web:127.0.0.1%3A" + awsPort, "did:web:localhost%3A" + awsPort} {
+		t.Run(did, func(t *testing.T) {
+			key := ed25519.NewKeyFromSeed(make([]byte, 32))
+			s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: key, KeyID: did + "#k"}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			tok, err := jwt.Signed(s).Claims(jwt.Claims{Issuer: did, Audience: jwt.Audience{"federation-gateway"}, IssuedAt: jwt.NewNumericDate(now),
+				Expiry: jwt.NewNumericDate(now.Add(time.Minute)), ID: did}).Serialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := loadEvent(t, "verify.json")
+			ev.Body = `{"credential":{"token":"` + tok + `"}}`
+			delete(ev.Headers, "content-length")
+			resp, err := h(context.Background(), ev)
+			if err != nil || resp.StatusCode != 200 || !strings.Contains(resp.Body, `"reason":"DID document unavailable"`) {
+				t.Fatalf("%d %s %v", resp.StatusCode, resp.Body, err)
+			}
+			if n := conns.Load(); n != 0 {
+				t.Errorf("a loopback server accepted %d connections", n)
+			}
+		})
+	}
 }

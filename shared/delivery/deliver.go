@@ -44,7 +44,7 @@ type Message struct {
 	// Parts says Payload is a JSON list of A2A parts, forwarded as they are.
 	Parts      bool
 	VerifiedBy string // how the sender was verified: jwt-svid, x509-svid, did:key, did:web
-	Subject        string // the verified SPIFFE ID or DID
+	Subject    string // the verified SPIFFE ID or DID
 }
 
 // Outcome kinds.

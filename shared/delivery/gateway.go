@@ -93,7 +93,7 @@ func GatewayCard(baseURL, gatewayID string) *a2a.AgentCard {
 				Description: "Delivers one message to every agent that matches the criteria (discovery's filters: service_type, " +
 					"capability, tag, registry, q), or to every agent with \"all\": true, across registries, and reports which " +
 					"were reached (POST " + base + "/api/v1/broadcast, Content-Type application/json).",
-				Tags:     []string{"routing", "broadcast", "federation"},
+				Tags: []string{"routing", "broadcast", "federation"},
 				Examples: []string{
 					`{"criteria": {"service_type": "weather"}, "payload": {"alert": "storm"}}`,
 					`{"criteria": {"capability": ["echo", "reverse"], "registry": "beta"}, "payload": {"text": "hello"}}`,
