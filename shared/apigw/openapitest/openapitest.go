@@ -46,19 +46,20 @@ type Validator struct {
 	router routers.Router
 }
 
+// The document is loaded once per test process: it is the same for every test.
 var (
-	once   sync.Once
-	shared *Validator
-	err    error
+	once    sync.Once
+	shared  *Validator
+	loadErr error
 )
 
 // New returns the Validator of docs/openapi.json, loaded and checked as an OpenAPI 3.1
 // document once per test process.
 func New(t testing.TB) *Validator {
 	t.Helper()
-	once.Do(func() { shared, err = load(docs.OpenAPI()) })
-	if err != nil {
-		t.Fatalf("docs/openapi.json: %v", err)
+	once.Do(func() { shared, loadErr = load(docs.OpenAPI()) })
+	if loadErr != nil {
+		t.Fatalf("docs/openapi.json: %v", loadErr)
 	}
 	return shared
 }
