@@ -313,7 +313,8 @@ func TestStrictBodies(t *testing.T) {
 		status                         int
 		says                           string
 	}{
-		{"broadcast with query", "broadcast.json", "", `{"query":{"service_type":"weather"},"payload":{"alert":"storm"}}`, 400, `unknown field "query"`},
+		// The gateway's card used to show this body, which broadcast to every agent.
+		{"broadcast with query", "broadcast.json", "", `{"from":"` + from + `","query":{"service_type":"weather"},"payload":{"alert":"storm"}}`, 400, `unknown field "query"`},
 		{"broadcast with a misspelt criterion", "broadcast.json", "", `{"criteria":{"service":"weather"},"payload":{}}`, 400, `unknown field "criteria.service"`},
 		{"broadcast without criteria", "broadcast.json", "", `{"payload":{"alert":"storm"}}`, 400, `"all": true`},
 		{"broadcast capability of a number", "broadcast.json", "", `{"criteria":{"capability":7},"payload":{}}`, 400, "criteria.capability: want a string or a list of strings"},
