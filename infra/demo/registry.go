@@ -14,12 +14,13 @@ import (
 	"time"
 )
 
-// Limits of the AgentVault APIs (DESIGN §6): a v1 list page holds at most 250 cards, a
-// v2 federation page at most 1000.
+// Limits of the AgentVault APIs (docs/architecture.md, "External contracts"): a v1 list
+// page holds at most 250 cards, a v2 federation page at most 1000.
 const (
 	MaxListLimit       = 250
 	MaxFederationLimit = 1000
 	defaultListLimit   = 100
+	cardsPath          = "/api/v1/agent-cards/"
 )
 
 // TimeLayout is how the registries write timestamps: UTC with microseconds, the precision
@@ -84,6 +85,16 @@ type Record struct {
 	// SourceRegistry is the identity of the registry the card originates from: this
 	// registry's own for its cards, another's for a card it federated from it.
 	SourceRegistry string
+	// RawCardData, when set, is served as card_data instead of Card (see SetRawCardData).
+	RawCardData json.RawMessage
+}
+
+// cardData is the card_data the registry serves for the record.
+func (rec Record) cardData() any {
+	if rec.RawCardData != nil {
+		return rec.RawCardData
+	}
+	return rec.Card
 }
 
 // Registry is an in-process AgentVault registry: the v1 list and card API and, when
@@ -103,7 +114,12 @@ type Registry struct {
 	addr    string    // the address it last listened on
 	srv     *http.Server
 	done    chan struct{}
-	handler http.Handler
+	handler http.Handler // serve: the request log and the faults, then api
+	api     http.Handler
+
+	faults    Faults
+	requests  []Request
+	listPages int // v1 pages served since the faults were set, for AfterListPage
 }
 
 // NewRegistry returns a registry with no cards and no listener. federationAPI adds the v2
@@ -116,7 +132,7 @@ func NewRegistry(id string, federationAPI bool) *Registry {
 		records:  map[string]*Record{},
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/agent-cards/{$}", r.list)
+	mux.HandleFunc("GET "+cardsPath+"{$}", r.list)
 	mux.HandleFunc("GET /api/v1/agent-cards", r.list) // FastAPI redirects this to the slash form; answering saves a hop
 	mux.HandleFunc("GET /api/v1/agent-cards/{id}", r.details)
 	if federationAPI {
@@ -126,7 +142,8 @@ func NewRegistry(id string, federationAPI bool) *Registry {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	r.handler = mux
+	r.api = mux
+	r.handler = http.HandlerFunc(r.serve)
 	return r
 }
 
@@ -399,15 +416,26 @@ func (r *Registry) list(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
+	// AgentVault matches search against the name and the description only, case
+	// insensitively: not the humanReadableId, which is why a client looking a card up
+	// by it has to check the candidates' cards.
 	search := strings.ToLower(req.URL.Query().Get("search"))
 	if len(search) > 100 {
 		invalid(w, "search", "String should have at most 100 characters")
 		return
 	}
 	tags := req.URL.Query()["tags"]
+	faults := r.currentFaults()
+	if faults.MaxLimit > 0 {
+		limit = min(limit, faults.MaxLimit)
+	}
 
+	recs := r.Records()
+	if faults.NewestFirst {
+		slices.SortStableFunc(recs, func(a, b Record) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
+	}
 	var matched []Record
-	for _, rec := range r.Records() {
+	for _, rec := range recs {
 		switch {
 		case activeOnly && !rec.Active:
 		case search != "" && !strings.Contains(strings.ToLower(rec.Card.Name+"\x00"+rec.Card.Description), search):
@@ -421,13 +449,21 @@ func (r *Registry) list(w http.ResponseWriter, req *http.Request) {
 	for i := skip; i < len(matched) && i < skip+limit; i++ {
 		items = append(items, summary{ID: matched[i].ID, Name: matched[i].Card.Name, Description: matched[i].Card.Description})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"items": items,
-		"pagination": pagination{
+	if faults.AfterListPage != nil {
+		r.mu.Lock()
+		r.listPages++
+		page := r.listPages
+		r.mu.Unlock()
+		faults.AfterListPage(r, page)
+	}
+	body := map[string]any{"items": items}
+	if !faults.NoPagination {
+		body["pagination"] = pagination{
 			TotalItems: len(matched), Limit: limit, Offset: skip,
 			TotalPages: (len(matched) + limit - 1) / limit, CurrentPage: skip/limit + 1,
-		},
-	})
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func containsAll(have, want []string) bool {
@@ -453,7 +489,7 @@ func (r *Registry) details(w http.ResponseWriter, req *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": rec.ID, "developer_id": rec.DeveloperID, "developer_is_verified": false,
-		"card_data": rec.Card, "name": rec.Card.Name, "description": rec.Card.Description,
+		"card_data": rec.cardData(), "name": rec.Card.Name, "description": rec.Card.Description,
 		"is_active": rec.Active, "created_at": rec.CreatedAt.Format(TimeLayout), "updated_at": rec.UpdatedAt.Format(TimeLayout),
 	})
 }
@@ -475,22 +511,27 @@ func (r *Registry) federation(w http.ResponseWriter, req *http.Request) {
 		}
 		since = t
 	}
+	faults := r.currentFaults()
 	recs := r.Records()
-	slices.SortFunc(recs, func(a, b Record) int { return a.UpdatedAt.Compare(b.UpdatedAt) })
+	slices.SortStableFunc(recs, func(a, b Record) int { return a.UpdatedAt.Compare(b.UpdatedAt) })
 	out := []map[string]any{}
 	for _, rec := range recs {
 		if len(out) == limit {
 			break
 		}
-		if !rec.UpdatedAt.After(since) {
+		if !rec.UpdatedAt.After(since) && !(faults.SinceInclusive && rec.UpdatedAt.Equal(since)) {
 			continue
 		}
 		out = append(out, map[string]any{
-			"id": rec.ID, "developer_id": rec.DeveloperID, "card_data": rec.Card,
+			"id": rec.ID, "developer_id": rec.DeveloperID, "card_data": rec.cardData(),
 			"name": rec.Card.Name, "description": rec.Card.Description, "is_active": rec.Active,
 			"created_at": rec.CreatedAt.Format(TimeLayout), "updated_at": rec.UpdatedAt.Format(TimeLayout),
 			"source_registry": rec.SourceRegistry,
 		})
+	}
+	if faults.WrapFederation {
+		writeJSON(w, http.StatusOK, map[string]any{"items": out})
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }
