@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/registry"
 )
@@ -39,14 +40,13 @@ func TestAgentVaultPaging(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeAgentVault(t, tt.cards)
-			f.maxLimit, f.noPagination = tt.maxLimit, tt.noPagination
-			srv := f.start()
+			f := newFake(t, tt.cards, false)
+			f.SetFaults(demo.Faults{MaxLimit: tt.maxLimit, NoPagination: tt.noPagination})
 			opts := testOptions()
 			opts.PageSize = tt.pageSize
-			l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
+			l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
 
-			want := f.ids()
+			want := f.activeIDs()
 			if !slices.Equal(l.Listed, want) {
 				t.Errorf("Listed = %v, want %v", l.Listed, want)
 			}
@@ -64,9 +64,8 @@ func TestAgentVaultPaging(t *testing.T) {
 }
 
 func TestAgentVaultCard(t *testing.T) {
-	f := newFakeAgentVault(t, 1)
-	srv := f.start()
-	l := fetch(t, newClient(t, avRegistry(srv.URL), testOptions()), registry.Request{})
+	f := newFake(t, 1, false)
+	l := fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), registry.Request{})
 	if len(l.Cards) != 1 {
 		t.Fatalf("Cards = %v", l.Cards)
 	}
@@ -75,8 +74,8 @@ func TestAgentVaultCard(t *testing.T) {
 	if err := json.Unmarshal(c.Data, &doc); err != nil || doc["humanReadableId"] != "acme/card-000" {
 		t.Errorf("Data = %s (%v): want the record's card_data", c.Data, err)
 	}
-	wantTime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	if c.SourceID != "card-000" || !c.Active || !c.UpdatedAt.Equal(wantTime) || c.ListHash == "" || c.ETag == "" {
+	rec, _ := f.Get(f.ids[0])
+	if c.SourceID != f.ids[0] || !c.Active || !c.UpdatedAt.Equal(rec.UpdatedAt) || c.ListHash == "" {
 		t.Errorf("card = %+v", c)
 	}
 }
@@ -84,28 +83,28 @@ func TestAgentVaultCard(t *testing.T) {
 func TestAgentVaultListingChangesMidSync(t *testing.T) {
 	tests := []struct {
 		name   string
-		change func(f *fakeAgentVault)
+		change func(r *demo.Registry, f *fake)
 	}{
-		{"an entry inserted at the front", func(f *fakeAgentVault) {
-			f.records = append([]record{{ID: "card-new", Name: "New", Active: true, UpdatedAt: time.Now()}}, f.records...)
+		// AgentVault lists the newest first: a new card goes in front of the offset.
+		{"an entry inserted at the front", func(_ *demo.Registry, f *fake) {
+			f.add("card-new", "New")
 		}},
-		{"the first entry deleted", func(f *fakeAgentVault) {
-			f.records = f.records[1:]
+		{"the first entry deleted", func(r *demo.Registry, f *fake) {
+			_ = r.Delete(f.activeIDs()[0])
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeAgentVault(t, 6)
-			original := f.ids()
-			f.afterList = func(f *fakeAgentVault, page int) {
+			f := newFake(t, 6, false)
+			original := f.activeIDs()
+			f.SetFaults(demo.Faults{NewestFirst: true, AfterListPage: func(r *demo.Registry, page int) {
 				if page == 1 {
-					tt.change(f)
+					tt.change(r, f)
 				}
-			}
-			srv := f.start()
+			}})
 			opts := testOptions()
 			opts.PageSize = 2
-			l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
+			l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
 
 			if l.Complete {
 				t.Errorf("Complete = true for a listing that changed while it was read")
@@ -125,7 +124,7 @@ func TestAgentVaultListingChangesMidSync(t *testing.T) {
 			}
 			missing := 0
 			for _, id := range original {
-				if !seen[id] && slices.Contains(f.ids(), id) {
+				if !seen[id] && slices.Contains(f.activeIDs(), id) {
 					missing++
 				}
 			}
@@ -142,31 +141,28 @@ func TestAgentVaultListingChangesMidSync(t *testing.T) {
 }
 
 func TestAgentVaultListingIgnoresSkip(t *testing.T) {
-	f := newFakeAgentVault(t, 4)
-	f.noPagination = true
-	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+	f := newFake(t, 4, false)
+	f.SetFaults(demo.Faults{NoPagination: true, Intercept: func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/api/v1/agent-cards/" {
 			q := r.URL.Query()
 			q.Set("skip", "0")
 			r.URL.RawQuery = q.Encode()
 		}
 		return false
-	}
-	srv := f.start()
+	}})
 	opts := testOptions()
 	opts.PageSize = 2
-	l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
+	l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
 	if l.Complete || l.Pages != 2 || len(l.Listed) != 2 {
 		t.Errorf("Complete, Pages, Listed = %v, %d, %v: want an incomplete listing that stopped after 2 pages", l.Complete, l.Pages, l.Listed)
 	}
 }
 
 func TestAgentVaultDetailCache(t *testing.T) {
-	f := newFakeAgentVault(t, 5)
-	srv := f.start()
+	f := newFake(t, 5, false)
 	opts := testOptions()
 	opts.PageSize = 2
-	c := newClient(t, avRegistry(srv.URL), opts)
+	c := newClient(t, avRegistry(f.srv.URL), opts)
 
 	first := fetch(t, c, registry.Request{})
 	known := knownFrom(first, nil)
@@ -174,30 +170,27 @@ func TestAgentVaultDetailCache(t *testing.T) {
 		t.Fatalf("first run: %d cards, %d requests", len(known), first.Requests)
 	}
 
-	f.reset()
+	f.ResetRequests()
 	second := fetch(t, c, registry.Request{Known: known})
 	if len(second.Cards) != 0 || !second.Complete || len(second.Listed) != 5 {
 		t.Errorf("second run: Cards %v, Complete %v, Listed %v", sourceIDs(second.Cards), second.Complete, second.Listed)
 	}
-	if pages, details := f.counts(); details != 0 || second.Requests != pages || pages != 3 {
+	if pages, details := f.Counts(); details != 0 || second.Requests != pages || pages != 3 {
 		t.Errorf("second run: %d listing and %d detail requests (Requests %d); want 3 and 0", pages, details, second.Requests)
 	}
 
-	f.mu.Lock()
-	f.records[3].Name = "Renamed"
-	f.records = append(f.records, record{ID: "card-new", Name: "New", Active: true, UpdatedAt: time.Now()})
-	f.mu.Unlock()
-	f.reset()
+	f.add("card-003", "Renamed")
+	added := f.add("card-new", "New")
+	f.ResetRequests()
 	third := fetch(t, c, registry.Request{Known: known})
-	if got := sourceIDs(third.Cards); !slices.Equal(got, []string{"card-003", "card-new"}) {
+	if got := sourceIDs(third.Cards); !slices.Equal(got, []string{f.ids[3], added}) {
 		t.Errorf("after a rename and an addition: fetched %v", got)
 	}
-	if _, details := f.counts(); details != 2 {
+	if _, details := f.Counts(); details != 2 {
 		t.Errorf("%d detail requests; want 2", details)
 	}
 	knownFrom(third, known)
 
-	f.reset()
 	full := fetch(t, c, registry.Request{Known: known, FullRefresh: true})
 	if len(full.Cards) != 6 {
 		t.Errorf("FullRefresh fetched %d cards; want 6", len(full.Cards))
@@ -205,64 +198,55 @@ func TestAgentVaultDetailCache(t *testing.T) {
 }
 
 func TestAgentVaultDetailGoneOrInactive(t *testing.T) {
-	f := newFakeAgentVault(t, 3)
-	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
-		switch r.URL.Path {
-		case "/api/v1/agent-cards/card-001": // deleted after it was listed
-			writeJSON(w, http.StatusNotFound, map[string]any{"detail": "Agent card not found"})
-			return true
-		case "/api/v1/agent-cards/card-002": // deactivated after it was listed
-			writeJSON(w, http.StatusOK, map[string]any{"id": "card-002", "card_data": map[string]any{"name": "x"}, "is_active": false})
-			return true
-		}
-		return false
+	f := newFake(t, 3, false)
+	// Between the listing and the details, one card is deleted and one deactivated.
+	f.SetFaults(demo.Faults{AfterListPage: func(r *demo.Registry, _ int) {
+		_ = r.Delete(f.ids[1])
+		_, _ = r.SetActive(f.ids[2], false)
+	}})
+	l := fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), registry.Request{})
+	if !slices.Equal(l.Listed, f.ids[:1]) {
+		t.Errorf("Listed = %v; want only %s", l.Listed, f.ids[0])
 	}
-	srv := f.start()
-	l := fetch(t, newClient(t, avRegistry(srv.URL), testOptions()), registry.Request{})
-	if !slices.Equal(l.Listed, []string{"card-000"}) {
-		t.Errorf("Listed = %v; want only card-000", l.Listed)
-	}
-	if got := sourceIDs(l.Cards); !slices.Equal(got, []string{"card-000", "card-002"}) || l.Cards[1].Active {
-		t.Errorf("Cards = %v: want card-000 and an inactive card-002", l.Cards)
+	if got := sourceIDs(l.Cards); !slices.Equal(got, []string{f.ids[0], f.ids[2]}) || l.Cards[1].Active {
+		t.Errorf("Cards = %v: want the first and an inactive third", l.Cards)
 	}
 }
 
 func TestAgentVaultDeferral(t *testing.T) {
 	t.Run("no time for any card", func(t *testing.T) {
-		f := newFakeAgentVault(t, 5)
-		srv := f.start()
+		f := newFake(t, 5, false)
 		opts := testOptions()
 		opts.DeadlineMargin = time.Hour
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		l, err := newClient(t, avRegistry(srv.URL), opts).Fetch(ctx, registry.Request{})
+		l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(ctx, registry.Request{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(l.Cards) != 0 || l.Deferred != 5 || len(l.Listed) != 5 || !l.Complete {
 			t.Errorf("Cards %d, Deferred %d, Listed %d, Complete %v; want 0, 5, 5, true", len(l.Cards), l.Deferred, len(l.Listed), l.Complete)
 		}
-		if _, details := f.counts(); details != 0 {
+		if _, details := f.Counts(); details != 0 {
 			t.Errorf("%d detail requests; want none", details)
 		}
 	})
 
 	t.Run("time for some cards", func(t *testing.T) {
-		f := newFakeAgentVault(t, 20)
-		f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		f := newFake(t, 20, false)
+		f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
 			if r.URL.Path != "/api/v1/agent-cards/" {
 				time.Sleep(100 * time.Millisecond)
 			}
 			return false
-		}
-		srv := f.start()
+		}})
 		opts := testOptions()
 		opts.Concurrency = 2
 		// A window of about 500ms for 20 cards that take 100ms each, two at a time.
 		opts.DeadlineMargin = time.Second
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 		defer cancel()
-		l, err := newClient(t, avRegistry(srv.URL), opts).Fetch(ctx, registry.Request{})
+		l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(ctx, registry.Request{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,19 +261,18 @@ func TestAgentVaultDeferral(t *testing.T) {
 
 func TestAgentVaultCardFailures(t *testing.T) {
 	t.Run("one failing card is deferred", func(t *testing.T) {
-		f := newFakeAgentVault(t, 4)
-		f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path == "/api/v1/agent-cards/card-002" {
+		f := newFake(t, 4, false)
+		f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path == "/api/v1/agent-cards/"+f.ids[2] {
 				w.WriteHeader(http.StatusInternalServerError)
 				return true
 			}
 			return false
-		}
-		srv := f.start()
+		}})
 		opts := testOptions()
 		opts.Retries = 1
-		l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
-		if len(l.Cards) != 3 || l.Deferred != 1 || len(l.Listed) != 4 || !hasProblem(l, "card-002 deferred") {
+		l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
+		if len(l.Cards) != 3 || l.Deferred != 1 || len(l.Listed) != 4 || !hasProblem(l, f.ids[2]+" deferred") {
 			t.Errorf("Cards %v, Deferred %d, Listed %v, Problems %q", sourceIDs(l.Cards), l.Deferred, l.Listed, l.Problems)
 		}
 		if l.Requests != 1+3+2 {
@@ -298,20 +281,19 @@ func TestAgentVaultCardFailures(t *testing.T) {
 	})
 
 	t.Run("a registry failing every card is given up on", func(t *testing.T) {
-		f := newFakeAgentVault(t, 10)
+		f := newFake(t, 10, false)
 		var cardRequests atomic.Int64
-		f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
 			if r.URL.Path != "/api/v1/agent-cards/" {
 				cardRequests.Add(1)
 				w.WriteHeader(http.StatusBadGateway)
 				return true
 			}
 			return false
-		}
-		srv := f.start()
+		}})
 		opts := testOptions()
 		opts.Concurrency, opts.Retries = 1, -1
-		l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
+		l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
 		if n := cardRequests.Load(); n != 3 {
 			t.Errorf("%d card requests; want 3, then no more", n)
 		}
@@ -321,27 +303,30 @@ func TestAgentVaultCardFailures(t *testing.T) {
 	})
 
 	t.Run("unusable cards are skipped", func(t *testing.T) {
-		f := newFakeAgentVault(t, 4)
-		f.records[1].CardData = json.RawMessage(`["not", "an", "object"]`)
-		f.records[2].CardData = json.RawMessage(`{"name": "` + strings.Repeat("x", 4096) + `"}`)
-		f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path == "/api/v1/agent-cards/card-003" {
-				fmt.Fprint(w, `{"id": "card-003", "card_data": {`)
+		f := newFake(t, 4, false)
+		if err := f.SetRawCardData(f.ids[1], json.RawMessage(`["not", "an", "object"]`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.SetRawCardData(f.ids[2], json.RawMessage(`{"name": "`+strings.Repeat("x", 4096)+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+		f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path == "/api/v1/agent-cards/"+f.ids[3] {
+				fmt.Fprintf(w, `{"id": %q, "card_data": {`, f.ids[3])
 				return true
 			}
 			return false
-		}
-		srv := f.start()
+		}})
 		opts := testOptions()
 		opts.MaxCardBytes = 2048
-		l := fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
-		if got := sourceIDs(l.Cards); !slices.Equal(got, []string{"card-000"}) {
-			t.Errorf("Cards = %v; want card-000 only", got)
+		l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
+		if got := sourceIDs(l.Cards); !slices.Equal(got, f.ids[:1]) {
+			t.Errorf("Cards = %v; want the first only", got)
 		}
 		if l.Skipped != 3 || l.Deferred != 0 || len(l.Listed) != 4 {
 			t.Errorf("Skipped %d, Deferred %d, Listed %v", l.Skipped, l.Deferred, l.Listed)
 		}
-		for _, want := range []string{"card-001: card_data is not a JSON object", "card-002", "limit of 2 KiB", "card-003", "not an AgentVault card record"} {
+		for _, want := range []string{f.ids[1] + ": card_data is not a JSON object", f.ids[2], "limit of 2 KiB", f.ids[3], "not an AgentVault card record"} {
 			if !hasProblem(l, want) {
 				t.Errorf("Problems %q do not mention %q", l.Problems, want)
 			}
@@ -352,13 +337,12 @@ func TestAgentVaultCardFailures(t *testing.T) {
 func TestAgentVaultMalformedListing(t *testing.T) {
 	for _, body := range []string{`{"items": [`, `[]`, `{"pagination": {}}`, `{"items": {}}`, `<html>Bad Gateway</html>`, `{"items": []} {"items": []}`} {
 		t.Run(body, func(t *testing.T) {
-			f := newFakeAgentVault(t, 1)
-			f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			f := newFake(t, 1, false)
+			f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
 				fmt.Fprint(w, body)
 				return true
-			}
-			srv := f.start()
-			l, err := newClient(t, avRegistry(srv.URL), testOptions()).Fetch(context.Background(), registry.Request{})
+			}})
+			l, err := newClient(t, avRegistry(f.srv.URL), testOptions()).Fetch(context.Background(), registry.Request{})
 			wantCode(t, err, federation.EUNAVAILABLE, `"av-one"`, "/api/v1/agent-cards/", "not an AgentVault v1 listing page")
 			if l.Requests != 1 {
 				t.Errorf("Requests = %d; a malformed answer is not retried", l.Requests)
@@ -368,8 +352,8 @@ func TestAgentVaultMalformedListing(t *testing.T) {
 }
 
 func TestAgentVaultBadEntries(t *testing.T) {
-	f := newFakeAgentVault(t, 0)
-	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+	f := newFake(t, 0, false)
+	f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/api/v1/agent-cards/" {
 			fmt.Fprint(w, `{"items": [{"id": "a", "name": "A"}, {"name": "no id"}, 7, {"id": 12}, {"id": ".."}],
 				"pagination": {"total_items": 5, "limit": 250, "offset": 0, "total_pages": 1, "current_page": 1}}`)
@@ -377,9 +361,8 @@ func TestAgentVaultBadEntries(t *testing.T) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": "a", "card_data": map[string]any{"name": "A"}, "is_active": true})
 		return true
-	}
-	srv := f.start()
-	l := fetch(t, newClient(t, avRegistry(srv.URL), testOptions()), registry.Request{})
+	}})
+	l := fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), registry.Request{})
 	if !slices.Equal(l.Listed, []string{"a"}) || len(l.Cards) != 1 || l.Skipped != 4 {
 		t.Errorf("Listed %v, Cards %d, Skipped %d (%q)", l.Listed, len(l.Cards), l.Skipped, l.Problems)
 	}
@@ -390,29 +373,28 @@ func TestAgentVaultBadEntries(t *testing.T) {
 }
 
 func TestAgentVaultLookup(t *testing.T) {
-	f := newFakeAgentVault(t, 2)
-	srv := f.start()
-	c := newClient(t, avRegistry(srv.URL), testOptions())
+	f := newFake(t, 2, false)
+	c := newClient(t, avRegistry(f.srv.URL), testOptions())
 
-	card, err := c.Lookup(context.Background(), "card-001")
-	if err != nil || card.SourceID != "card-001" || !card.Active {
-		t.Fatalf("Lookup(card-001) = %+v, %v", card, err)
+	card, err := c.Lookup(context.Background(), f.ids[1])
+	if err != nil || card.SourceID != f.ids[1] || !card.Active {
+		t.Fatalf("Lookup(%s) = %+v, %v", f.ids[1], card, err)
 	}
-	_, err = c.Lookup(context.Background(), "card-999")
-	wantCode(t, err, federation.ENOTFOUND, "card-999")
-	f.reset()
+	missing := "00000000-0000-5000-8000-000000000000"
+	_, err = c.Lookup(context.Background(), missing)
+	wantCode(t, err, federation.ENOTFOUND, missing)
+	f.ResetRequests()
 	_, err = c.Lookup(context.Background(), "..")
 	wantCode(t, err, federation.ENOTFOUND)
-	if _, details := f.counts(); details != 0 {
+	if _, details := f.Counts(); details != 0 {
 		t.Errorf(`Lookup("..") made a request`)
 	}
 }
 
 func TestAgentVaultOversizedListing(t *testing.T) {
-	f := newFakeAgentVault(t, 50)
-	srv := f.start()
+	f := newFake(t, 50, false)
 	opts := testOptions()
 	opts.MaxPageBytes = 1000
-	_, err := newClient(t, avRegistry(srv.URL), opts).Fetch(context.Background(), registry.Request{})
+	_, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(context.Background(), registry.Request{})
 	wantCode(t, err, federation.EUNAVAILABLE, `"av-one"`, "larger than the limit of 1000 bytes")
 }

@@ -5,26 +5,28 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 // failFirst makes the listing answer status to its first n requests.
-func failFirst(f *fakeAgentVault, n int64, status int) *atomic.Int64 {
+func failFirst(f *fake, n int64, status int) *atomic.Int64 {
 	var calls atomic.Int64
-	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/api/v1/agent-cards/" && calls.Add(1) <= n {
 			w.WriteHeader(status)
 			return true
 		}
 		return false
-	}
+	}})
 	return &calls
 }
 
@@ -50,12 +52,11 @@ func TestRetries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeAgentVault(t, 0)
+			f := newFake(t, 0, false)
 			calls := failFirst(f, tt.failures, tt.status)
-			srv := f.start()
 			opts := testOptions()
 			opts.Retries = tt.retries
-			l, err := newClient(t, avRegistry(srv.URL), opts).Fetch(context.Background(), registry.Request{})
+			l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(context.Background(), registry.Request{})
 			if tt.wantErr {
 				wantCode(t, err, federation.EUNAVAILABLE, `"av-one"`, "GET /api/v1/agent-cards/", http.StatusText(tt.status))
 			} else if err != nil {
@@ -69,17 +70,16 @@ func TestRetries(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	f := newFakeAgentVault(t, 0)
+	f := newFake(t, 0, false)
 	var calls atomic.Int64
-	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+	f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
 		calls.Add(1)
 		<-r.Context().Done() // a registry that never answers
 		return true
-	}
-	srv := f.start()
+	}})
 	opts := testOptions()
 	opts.RequestTimeout, opts.Retries = 50*time.Millisecond, 1
-	l, err := newClient(t, avRegistry(srv.URL), opts).Fetch(context.Background(), registry.Request{})
+	l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(context.Background(), registry.Request{})
 	wantCode(t, err, federation.EUNAVAILABLE, `"av-one"`, "timed out", "2 attempts")
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
@@ -90,15 +90,14 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestCallerDeadlineIsNotRetried(t *testing.T) {
-	f := newFakeAgentVault(t, 0)
-	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+	f := newFake(t, 0, false)
+	f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
 		<-r.Context().Done()
 		return true
-	}
-	srv := f.start()
+	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	l, err := newClient(t, avRegistry(srv.URL), testOptions()).Fetch(ctx, registry.Request{})
+	l, err := newClient(t, avRegistry(f.srv.URL), testOptions()).Fetch(ctx, registry.Request{})
 	wantCode(t, err, federation.EUNAVAILABLE, "timed out")
 	if l.Requests != 1 {
 		t.Errorf("Requests = %d: the caller's own deadline is not retried", l.Requests)
@@ -106,10 +105,9 @@ func TestCallerDeadlineIsNotRetried(t *testing.T) {
 }
 
 func TestRefusedByTheGuard(t *testing.T) {
-	f := newFakeAgentVault(t, 1)
-	srv := f.start()
+	f := newFake(t, 1, false)
 	// The production client: a loopback registry is refused, and not retried.
-	c, err := registry.New(avRegistry(srv.URL), outbound.NewClient(outbound.Options{}), testOptions())
+	c, err := registry.New(avRegistry(f.srv.URL), outbound.NewClient(outbound.Options{}), testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,27 +119,26 @@ func TestRefusedByTheGuard(t *testing.T) {
 	if !outbound.IsRefused(err) || l.Requests != 1 {
 		t.Errorf("IsRefused %v, Requests %d", outbound.IsRefused(err), l.Requests)
 	}
-	if pages, _ := f.counts(); pages != 0 {
+	if pages, _ := f.Counts(); pages != 0 {
 		t.Errorf("the registry got %d requests", pages)
 	}
 }
 
 func TestCredentials(t *testing.T) {
-	f := newFakeAgentVault(t, 1)
-	srv := f.start()
+	f := newFake(t, 1, false)
 	opts := testOptions()
 	opts.Credential = "avreg_test"
-	fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
-	for _, h := range f.requestHeaders() {
-		if h.Get("X-Api-Key") != "avreg_test" || h.Get("Authorization") != "" {
+	fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
+	for _, r := range f.Requests() {
+		if h := r.Header; h.Get("X-Api-Key") != "avreg_test" || h.Get("Authorization") != "" {
 			t.Errorf("headers %v: want X-Api-Key only", h)
 		}
 	}
 
-	f.reset()
-	fetch(t, newClient(t, avRegistry(srv.URL), testOptions()), registry.Request{})
-	for _, h := range f.requestHeaders() {
-		if h.Get("X-Api-Key") != "" || h.Get("Authorization") != "" {
+	f.ResetRequests()
+	fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), registry.Request{})
+	for _, r := range f.Requests() {
+		if h := r.Header; h.Get("X-Api-Key") != "" || h.Get("Authorization") != "" {
 			t.Errorf("headers %v: want no credential", h)
 		}
 	}
@@ -154,19 +151,18 @@ func TestCredentialsStayOnTheirHost(t *testing.T) {
 		writeJSON(w, http.StatusOK, map[string]any{"items": []any{}})
 	}))
 	defer other.Close()
-	f := newFakeAgentVault(t, 0)
-	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+	f := newFake(t, 0, false)
+	f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
 		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusFound)
 		return true
-	}
-	srv := f.start()
+	}})
 	opts := testOptions()
 	opts.Credential = "avreg_test"
-	fetch(t, newClient(t, avRegistry(srv.URL), opts), registry.Request{})
+	fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
 	if got, _ := leaked.Load().(string); got != "" {
 		t.Errorf("the credential followed a redirect to another host: %q", got)
 	}
-	if got := f.requestHeaders()[0].Get("X-Api-Key"); got != "avreg_test" {
+	if got := f.Requests()[0].Header.Get("X-Api-Key"); got != "avreg_test" {
 		t.Errorf("the registry itself got X-Api-Key %q", got)
 	}
 }
@@ -202,13 +198,13 @@ func TestNew(t *testing.T) {
 
 func TestBasePath(t *testing.T) {
 	// A registry behind a path prefix keeps it in every request.
-	f := newFakeAgentVault(t, 2)
+	f := newFake(t, 2, false)
 	mux := http.NewServeMux()
-	mux.Handle("/registry/", http.StripPrefix("/registry", f))
+	mux.Handle("/registry/", http.StripPrefix("/registry", f.Handler()))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	l := fetch(t, newClient(t, avRegistry(srv.URL+"/registry/"), testOptions()), registry.Request{})
-	if len(l.Cards) != 2 || !strings.HasPrefix(l.Cards[0].SourceID, "card-") {
-		t.Errorf("Cards = %v", sourceIDs(l.Cards))
+	if got := sourceIDs(l.Cards); !slices.Equal(got, f.ids) {
+		t.Errorf("Cards = %v, want %v", got, f.ids)
 	}
 }

@@ -6,77 +6,85 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
 )
 
-// record is a card as the fake AgentVault registry stores it.
-type record struct {
-	ID, Name, Description string
-	CardData              json.RawMessage // nil: a card document made from the name
-	Active                bool
-	UpdatedAt             time.Time
+// fake is the AgentVault registry the demo federation runs (infra/demo), behind an
+// httptest server: the same implementation of the contract the demo and `make run`
+// use, with its failure modes (demo.Faults) for the ways real registries misbehave.
+type fake struct {
+	*demo.Registry
+	srv    *httptest.Server
+	ids    []string          // the registry's card IDs, in the order they were added
+	bySlug map[string]string // the card ID of acme/<slug>
 }
 
-// fakeAgentVault is an AgentVault registry as DESIGN §6 describes it: the v1 listing and
-// details endpoints and the v2 federation listing, over an ordered set of cards, with
-// knobs for the ways real registries misbehave.
-type fakeAgentVault struct {
-	t *testing.T
-
-	mu      sync.Mutex
-	records []record
-
-	maxLimit       int  // the largest limit it serves (250 when zero)
-	noPagination   bool // v1 pages carry no "pagination" object
-	sinceInclusive bool // v2: updated_at >= since instead of >
-	wrapV2         bool // v2: {"items": [...]} instead of a bare list
-	// afterList runs after the v1 listing page n (1-based) is computed, under the lock:
-	// a registry that changes while it is read.
-	afterList func(f *fakeAgentVault, page int)
-	// intercept answers a request itself when it returns true.
-	intercept func(w http.ResponseWriter, r *http.Request) bool
-
-	listPages int
-	details   []string
-	v2Since   []string
-	headers   []http.Header
-}
-
-func newFakeAgentVault(t *testing.T, n int) *fakeAgentVault {
-	f := &fakeAgentVault{t: t}
-	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+// newFake serves a registry holding n cards, acme/card-000 to acme/card-<n-1>, named
+// "Agent 0" and so on. federationAPI adds the v2 federation endpoint.
+func newFake(t *testing.T, n int, federationAPI bool) *fake {
+	t.Helper()
+	f := &fake{Registry: demo.NewRegistry("test", federationAPI), bySlug: map[string]string{}}
 	for i := range n {
-		f.records = append(f.records, record{
-			ID:          fmt.Sprintf("card-%03d", i),
-			Name:        fmt.Sprintf("Agent %d", i),
-			Description: "does things",
-			Active:      true,
-			UpdatedAt:   base.Add(time.Duration(i) * time.Second),
-		})
+		f.add(fmt.Sprintf("card-%03d", i), fmt.Sprintf("Agent %d", i))
 	}
+	f.srv = httptest.NewServer(f.Handler())
+	t.Cleanup(f.srv.Close)
 	return f
 }
 
-func (f *fakeAgentVault) start() *httptest.Server {
-	srv := httptest.NewServer(f)
-	f.t.Cleanup(srv.Close)
-	return srv
+// add puts a card acme/<slug> named name and returns its registry ID.
+func (f *fake) add(slug, name string) string {
+	rec := f.Put(demoCard("acme/"+slug, name))
+	if _, ok := f.bySlug[slug]; !ok {
+		f.ids = append(f.ids, rec.ID)
+		f.bySlug[slug] = rec.ID
+	}
+	return rec.ID
 }
 
-func (f *fakeAgentVault) ids() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// id is the card ID of acme/<slug>; idsOf maps id over slugs.
+func (f *fake) id(slug string) string { return f.bySlug[slug] }
+
+func (f *fake) idsOf(slugs ...string) []string {
+	ids := make([]string, len(slugs))
+	for i, s := range slugs {
+		ids[i] = f.id(s)
+	}
+	return ids
+}
+
+// at adds a card per slug with updated_at t0 + seconds: (slug, seconds) pairs.
+func (f *fake) at(t *testing.T, spec ...any) {
+	t.Helper()
+	for i := 0; i < len(spec); i += 2 {
+		slug, secs := spec[i].(string), spec[i+1].(int)
+		if err := f.SetUpdatedAt(f.add(slug, slug), t0.Add(time.Duration(secs)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func demoCard(humanReadableID, name string) demo.Card {
+	return demo.Card{
+		SchemaVersion: "1.0", HumanReadableID: humanReadableID, Name: name, Description: "does things",
+		URL: "https://agents.example.com/" + humanReadableID, Provider: demo.Provider{Name: "Acme"},
+		Capabilities: demo.Capabilities{A2AVersion: "1.0"}, AuthSchemes: []demo.AuthScheme{{Scheme: "none"}},
+	}
+}
+
+// activeIDs are the IDs of the active cards, in listing order.
+func (f *fake) activeIDs() []string {
 	var ids []string
-	for _, r := range f.records {
+	for _, r := range f.Records() {
 		if r.Active {
 			ids = append(ids, r.ID)
 		}
@@ -84,176 +92,22 @@ func (f *fakeAgentVault) ids() []string {
 	return ids
 }
 
-func (r record) cardData() json.RawMessage {
-	if r.CardData != nil {
-		return r.CardData
+// sinceParams are the since parameters of the v2 requests received.
+func (f *fake) sinceParams() []string {
+	var out []string
+	for _, r := range f.Requests() {
+		if r.Path == "/api/v1/federation/agent-cards" {
+			q, _ := url.ParseQuery(r.Query)
+			out = append(out, q.Get("since"))
+		}
 	}
-	b, _ := json.Marshal(map[string]any{
-		"humanReadableId": "acme/" + r.ID, "name": r.Name, "description": r.Description,
-		"url": "https://agents.example.com/" + r.ID, "skills": []any{},
-	})
-	return b
-}
-
-func (r record) json() map[string]any {
-	return map[string]any{
-		"id":              r.ID,
-		"name":            r.Name,
-		"card_data":       r.cardData(),
-		"is_active":       r.Active,
-		"updated_at":      r.UpdatedAt.Format("2006-01-02T15:04:05.999999"), // Python isoformat, naive UTC
-		"source_registry": "spiffe://agentvault.example/registry",
-	}
-}
-
-func (f *fakeAgentVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	f.headers = append(f.headers, r.Header.Clone())
-	intercept := f.intercept
-	f.mu.Unlock()
-	if intercept != nil && intercept(w, r) {
-		return
-	}
-	switch {
-	case r.URL.Path == "/api/v1/agent-cards/":
-		f.list(w, r)
-	case strings.HasPrefix(r.URL.Path, "/api/v1/agent-cards/"):
-		f.detail(w, r, strings.TrimPrefix(r.URL.Path, "/api/v1/agent-cards/"))
-	case r.URL.Path == "/api/v1/federation/agent-cards":
-		f.federation(w, r)
-	default:
-		http.NotFound(w, r)
-	}
+	return out
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-func (f *fakeAgentVault) list(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	skip, err1 := strconv.Atoi(q.Get("skip"))
-	limit, err2 := strconv.Atoi(q.Get("limit"))
-	maxLimit := f.maxLimit
-	if maxLimit == 0 {
-		maxLimit = 250
-	}
-	if err1 != nil || err2 != nil || skip < 0 || limit < 1 || limit > 250 || q.Get("active_only") != "true" {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": "bad query " + r.URL.RawQuery})
-		return
-	}
-	limit = min(limit, maxLimit)
-
-	f.mu.Lock()
-	f.listPages++
-	var active []record
-	for _, rec := range f.records {
-		if rec.Active {
-			active = append(active, rec)
-		}
-	}
-	items := []map[string]any{}
-	for i := skip; i < len(active) && i < skip+limit; i++ {
-		items = append(items, map[string]any{"id": active[i].ID, "name": active[i].Name, "description": active[i].Description})
-	}
-	if f.afterList != nil {
-		f.afterList(f, f.listPages)
-	}
-	f.mu.Unlock()
-
-	body := map[string]any{"items": items}
-	if !f.noPagination {
-		body["pagination"] = map[string]any{
-			"total_items": len(active), "limit": limit, "offset": skip,
-			"total_pages": (len(active) + limit - 1) / limit, "current_page": skip/limit + 1,
-		}
-	}
-	writeJSON(w, http.StatusOK, body)
-}
-
-func (f *fakeAgentVault) detail(w http.ResponseWriter, r *http.Request, id string) {
-	f.mu.Lock()
-	f.details = append(f.details, id)
-	i := slices.IndexFunc(f.records, func(rec record) bool { return rec.ID == id })
-	var rec record
-	if i >= 0 {
-		rec = f.records[i]
-	}
-	f.mu.Unlock()
-	if i < 0 {
-		writeJSON(w, http.StatusNotFound, map[string]any{"detail": "Agent card not found"})
-		return
-	}
-	w.Header().Set("ETag", `"`+rec.ID+"-"+strconv.FormatInt(rec.UpdatedAt.Unix(), 10)+`"`)
-	writeJSON(w, http.StatusOK, rec.json())
-}
-
-func (f *fakeAgentVault) federation(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit, err := strconv.Atoi(q.Get("limit"))
-	if err != nil || limit < 1 || limit > 1000 {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": "bad limit"})
-		return
-	}
-	var since time.Time
-	if s := q.Get("since"); s != "" {
-		if since, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": "bad since"})
-			return
-		}
-	}
-
-	f.mu.Lock()
-	f.v2Since = append(f.v2Since, q.Get("since"))
-	recs := slices.Clone(f.records)
-	f.mu.Unlock()
-	slices.SortStableFunc(recs, func(a, b record) int {
-		if c := a.UpdatedAt.Compare(b.UpdatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	out := []map[string]any{}
-	for _, rec := range recs {
-		after := rec.UpdatedAt.After(since) || (f.sinceInclusive && rec.UpdatedAt.Equal(since))
-		if since.IsZero() || after {
-			out = append(out, rec.json())
-		}
-		if len(out) == limit {
-			break
-		}
-	}
-	if f.wrapV2 {
-		writeJSON(w, http.StatusOK, map[string]any{"items": out})
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (f *fakeAgentVault) counts() (listPages, details int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.listPages, len(f.details)
-}
-
-func (f *fakeAgentVault) sinceParams() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.v2Since)
-}
-
-func (f *fakeAgentVault) requestHeaders() []http.Header {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.headers)
-}
-
-func (f *fakeAgentVault) reset() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.listPages, f.details, f.v2Since, f.headers = 0, nil, nil, nil
 }
 
 // testOptions keeps retries and margins short so the whole package tests in seconds.
