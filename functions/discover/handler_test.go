@@ -18,7 +18,6 @@ import (
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/logs"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
@@ -34,7 +33,7 @@ func TestHandler(t *testing.T) {
 	for i, caps := range [][]string{{"echo"}, {"echo", "sum"}, {"sum"}} {
 		a := federation.Agent{DID: "did:agentvault:t/" + string(rune('a'+i)), Name: "A", Registry: regs[i%2].ID, Endpoint: "https://a.example",
 			ServiceType: "text", Capabilities: caps, Status: federation.StatusActive, Skills: []federation.Skill{{ID: caps[0]}}}
-		if _, err := store.PutAgent(ctx, a, registry.Known{}, nil); err != nil {
+		if _, err := store.PutAgent(ctx, a, "", nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, f := range directory.Facets(a) {

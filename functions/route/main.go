@@ -73,7 +73,7 @@ func main() {
 		for i, r := range cfg.Registries {
 			order[i] = r.ID
 		}
-		return routing.RegistryLookup(clients, order, store), nil
+		return routing.RegistryLookup(clients, order, store, log), nil
 	})
 	router, err := routing.New(verifier, store, delivery.ForRouting{D: delivery.New(agents, signer, cfg.Gateway.ID)}, routing.Options{
 		Allow: cfg.Policy.Allow, AgentRate: cfg.Policy.AgentRate, GlobalRate: cfg.Policy.GlobalRate, Fee: cfg.Policy.RoutingFee,

@@ -31,7 +31,7 @@ func TestHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
-	syncer := directory.NewSyncer(store, []federation.Registry{cfg}, map[string]registry.Client{"alpha": client},
+	syncer := directory.NewSyncer(store, []federation.Registry{cfg}, map[string]directory.Source{"alpha": client},
 		directory.SyncOptions{}, logs.New(&bytes.Buffer{}, "error"))
 
 	event, err := os.ReadFile(filepath.Join(localtest.RepoRoot(t), "events", "sync.json"))

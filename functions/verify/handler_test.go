@@ -27,7 +27,6 @@ import (
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/logs"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 // sampleDID signed the token of events/verify.json (Ed25519 key from the SHA-256 of
@@ -77,7 +76,7 @@ func TestHandler(t *testing.T) {
 	store := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
 	agent := federation.Agent{DID: sampleDID, Name: "Sample", Registry: "alpha", Endpoint: "https://agent.example", Status: federation.StatusActive,
 		ServiceType: "text", Signature: federation.SignatureNone, LastSeen: sampleTime}
-	if _, err := store.PutAgent(ctx, agent, registry.Known{}, nil); err != nil {
+	if _, err := store.PutAgent(ctx, agent, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	broken := dynamo.NewStore(localtest.DynamoDB(t), "verify-test-no-such-table")

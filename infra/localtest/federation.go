@@ -33,7 +33,7 @@ func Federation(t testing.TB, gatewayURL string) (*demo.Federation, *dynamo.Stor
 		t.Fatal(err)
 	}
 	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 5 * time.Second})
-	clients := map[string]registry.Client{}
+	clients := map[string]directory.Source{}
 	for _, r := range doc.Registries {
 		if clients[r.ID], err = registry.New(r, httpClient, registry.Options{}); err != nil {
 			t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 var cursorKey = []byte(strings.Repeat("k", 32))
@@ -46,7 +45,7 @@ func seed(t *testing.T, store *dynamo.Store, n int, rng *rand.Rand) []federation
 		if i%11 == 0 {
 			a.Status = federation.StatusStale
 		}
-		if _, err := store.PutAgent(ctx, a, registry.Known{}, nil); err != nil {
+		if _, err := store.PutAgent(ctx, a, "", nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, f := range directory.Facets(a) {

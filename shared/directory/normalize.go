@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/shared/federation"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 // Limits of a normalized record, which keep every item far below DynamoDB's 400 KB.
@@ -61,7 +60,7 @@ type card struct {
 // the card's tags; else the first tag of its first skill; else "general". Capabilities are
 // capabilities.features and the skill IDs. Names, tags and values are trimmed and
 // lower-cased where they are matched on (tags, capabilities, service type).
-func Normalize(registryID string, c registry.Card, now time.Time) (federation.Agent, error) {
+func Normalize(registryID string, c Card, now time.Time) (federation.Agent, error) {
 	var raw card
 	if err := json.Unmarshal(c.Data, &raw); err != nil {
 		return federation.Agent{}, fmt.Errorf("card %s: not a JSON object: %w", c.SourceID, err)

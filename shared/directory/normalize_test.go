@@ -15,7 +15,6 @@ import (
 
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -46,7 +45,7 @@ const a2aCard = `{
 }`
 
 func TestNormalize(t *testing.T) {
-	a, err := directory.Normalize("alpha", registry.Card{SourceID: "card-1", Data: []byte(agentVaultCard), Active: true}, now)
+	a, err := directory.Normalize("alpha", directory.Card{SourceID: "card-1", Data: []byte(agentVaultCard), Active: true}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +61,7 @@ func TestNormalize(t *testing.T) {
 		t.Errorf("AgentVault card:\n got %s\nwant %s", got, must(json.Marshal(want)))
 	}
 
-	b, err := directory.Normalize("beta", registry.Card{SourceID: "https://t.example:8443/a2a/v1", Data: []byte(a2aCard), Active: true}, now)
+	b, err := directory.Normalize("beta", directory.Card{SourceID: "https://t.example:8443/a2a/v1", Data: []byte(a2aCard), Active: true}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +84,7 @@ func must(b []byte, err error) []byte {
 // The content hash changes with the card and only with it.
 func TestContentHash(t *testing.T) {
 	norm := func(card string, at time.Time) string {
-		a, err := directory.Normalize("alpha", registry.Card{SourceID: "x", Data: []byte(card)}, at)
+		a, err := directory.Normalize("alpha", directory.Card{SourceID: "x", Data: []byte(card)}, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +114,7 @@ func TestNormalizeRejects(t *testing.T) {
 	}
 	for name, card := range tests {
 		t.Run(name, func(t *testing.T) {
-			a, err := directory.Normalize("alpha", registry.Card{SourceID: "x", Data: []byte(card)}, now)
+			a, err := directory.Normalize("alpha", directory.Card{SourceID: "x", Data: []byte(card)}, now)
 			if name == "bad did" {
 				// An unusable declared DID falls back to the endpoint's did:web.
 				if err != nil || a.DID != "did:web:a.example" {
@@ -180,7 +179,7 @@ func TestCardSignatures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := directory.Normalize("beta", registry.Card{SourceID: "x", Data: []byte(tt.card)}, now)
+			a, err := directory.Normalize("beta", directory.Card{SourceID: "x", Data: []byte(tt.card)}, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,7 +191,7 @@ func TestCardSignatures(t *testing.T) {
 	// alg "none" is never accepted.
 	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","kid":"` + didKey(pub) + `"}`))
 	card := strings.Replace(a2aCard, `"name"`, `"signatures": [{"protected": "`+none+`", "signature": ""}], "name"`, 1)
-	if a, _ := directory.Normalize("beta", registry.Card{SourceID: "x", Data: []byte(card)}, now); a.Signature == federation.SignatureValid {
+	if a, _ := directory.Normalize("beta", directory.Card{SourceID: "x", Data: []byte(card)}, now); a.Signature == federation.SignatureValid {
 		t.Error("alg none verified")
 	}
 }
@@ -206,7 +205,7 @@ func FuzzNormalize(f *testing.F) {
 	f.Add([]byte(`{"name":"x","supportedInterfaces":[{"url":""}],"url":"https://a.example"}`))
 	f.Add([]byte(`{"name":"x","url":"https://a.example","signatures":[{}]}`))
 	f.Fuzz(func(t *testing.T, card []byte) {
-		a, err := directory.Normalize("r", registry.Card{SourceID: "s", Data: card}, now)
+		a, err := directory.Normalize("r", directory.Card{SourceID: "s", Data: card}, now)
 		if err != nil {
 			return
 		}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/shared/federation"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 // Record is what the directory holds of one registry's view of an agent: the record the
@@ -18,7 +17,15 @@ type Record struct {
 	Status      string
 	Owner       bool     // the registry owns the agent's record (else this is a shadow)
 	Facets      []string // the discovery facets the record is indexed under
-	Cache       registry.Known
+}
+
+// View is what the directory holds of one registry.
+type View struct {
+	// Records are the registry's records, owned and shadows, by source ID.
+	Records map[string]Record
+	// Versions are the Card.Version of each record's card as last stored, by source ID:
+	// the Source's change token, kept beside the records, never read by the directory.
+	Versions map[string]string
 }
 
 // SyncState is what the sync keeps of a registry between runs.
@@ -52,13 +59,14 @@ type SyncStore interface {
 	SyncState(ctx context.Context, registryID string) (SyncState, error)
 	// SaveSyncState stores it.
 	SaveSyncState(ctx context.Context, s SyncState) error
-	// Records returns every record of the registry, owned and shadow, by source ID.
-	Records(ctx context.Context, registryID string) (map[string]Record, error)
+	// View returns every record of the registry, owned and shadow, with their cards'
+	// versions.
+	View(ctx context.Context, registryID string) (View, error)
 	// PutAgent writes a's record. It takes the DID's record when there is none, the
 	// registry already owns it, or the owner's record is not active; otherwise it writes a
 	// shadow for a's registry and notes the conflict on the owner's record. prev is the
-	// registry's previous record of the agent, if any.
-	PutAgent(ctx context.Context, a federation.Agent, cache registry.Known, prev *Record) (Write, error)
+	// registry's previous record of the agent, if any; version is the card's Version.
+	PutAgent(ctx context.Context, a federation.Agent, version string, prev *Record) (Write, error)
 	// SetStatus changes the status of a record (a gone record expires after ttl).
 	SetStatus(ctx context.Context, r Record, status string, now time.Time, ttl time.Duration) error
 	// AddAgents adds delta to the directory's agent count.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/shared/federation"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 // SyncOptions tune the sync. Zero values take the defaults.
@@ -53,7 +52,7 @@ func (o SyncOptions) withDefaults() SyncOptions {
 type Syncer struct {
 	store      SyncStore
 	registries []federation.Registry
-	clients    map[string]registry.Client
+	clients    map[string]Source
 	opts       SyncOptions
 	log        *slog.Logger
 	now        func() time.Time
@@ -61,8 +60,8 @@ type Syncer struct {
 	active     map[string]bool // by source ID: owned active records of the current registry
 }
 
-// NewSyncer returns a Syncer of the registries through their clients (by registry ID).
-func NewSyncer(store SyncStore, registries []federation.Registry, clients map[string]registry.Client, opts SyncOptions, log *slog.Logger) *Syncer {
+// NewSyncer returns a Syncer of the registries through their sources (by registry ID).
+func NewSyncer(store SyncStore, registries []federation.Registry, clients map[string]Source, opts SyncOptions, log *slog.Logger) *Syncer {
 	return &Syncer{store: store, registries: registries, clients: clients, opts: opts.withDefaults(), log: log, now: time.Now}
 }
 
@@ -159,15 +158,16 @@ func (s *Syncer) syncRegistry(budget, ctx context.Context, reg federation.Regist
 	if err != nil {
 		return err
 	}
-	records, err := s.store.Records(ctx, reg.ID)
+	view, err := s.store.View(ctx, reg.ID)
 	if err != nil {
 		return err
 	}
-	known := make(map[string]registry.Known, len(records))
+	records := view.Records
+	known := make(map[string]string, len(records))
 	s.active = map[string]bool{} // the registry's owned, active records, kept current through the run
 	for id, r := range records {
 		if r.Status != federation.StatusGone {
-			known[id] = r.Cache
+			known[id] = view.Versions[id]
 		}
 		if r.Owner && r.Status == federation.StatusActive {
 			s.active[id] = true
@@ -176,7 +176,7 @@ func (s *Syncer) syncRegistry(budget, ctx context.Context, reg federation.Regist
 	now := s.now()
 	full := now.Sub(state.LastFullRefresh) >= s.opts.FullRefreshEvery
 	start := now
-	listing, fetchErr := client.Fetch(budget, registry.Request{Cursor: state.Cursor, Known: known, FullRefresh: full})
+	listing, fetchErr := client.Fetch(budget, Request{Cursor: state.Cursor, Known: known, FullRefresh: full})
 	rr.Requests, rr.Pages = listing.Requests, listing.Pages
 	state.Duration, state.Pages, state.Requests = s.now().Sub(start), listing.Pages, listing.Requests
 
@@ -222,7 +222,7 @@ func (s *Syncer) syncRegistry(budget, ctx context.Context, reg federation.Regist
 			continue
 		}
 		if had && prev.DID == a.DID && prev.ContentHash == a.ContentHash && prev.Status == federation.StatusActive &&
-			prev.Cache == (registry.Known{ListHash: c.ListHash, ETag: c.ETag}) {
+			view.Versions[c.SourceID] == c.Version {
 			continue // unchanged: nothing to write
 		}
 		if had && prev.DID != a.DID && prev.Status != federation.StatusGone {
@@ -237,7 +237,7 @@ func (s *Syncer) syncRegistry(budget, ctx context.Context, reg federation.Regist
 		if had {
 			p = &prev
 		}
-		w, err := s.store.PutAgent(ctx, a, registry.Known{ListHash: c.ListHash, ETag: c.ETag}, p)
+		w, err := s.store.PutAgent(ctx, a, c.Version, p)
 		if err != nil {
 			return err
 		}

@@ -84,7 +84,7 @@ func newSyncFixtureWith(t *testing.T, ropts registry.Options, sopts directory.Sy
 	db, ops := localtest.CountingDynamoDB(t)
 	f := &syncFixture{store: dynamo.NewStore(db, localtest.Table(t)), ops: ops, regs: regs}
 	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 5 * time.Second})
-	clients := map[string]registry.Client{}
+	clients := map[string]directory.Source{}
 	var configs []federation.Registry
 	for _, r := range regs {
 		c, err := registry.New(r.config(), httpClient, ropts)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 // Items of the directory (DESIGN §4):
@@ -108,9 +107,9 @@ func (s *Store) SaveSyncState(ctx context.Context, st directory.SyncState) error
 	return nil
 }
 
-// Records implements directory.SyncStore with a Query of the registry index.
-func (s *Store) Records(ctx context.Context, registryID string) (map[string]directory.Record, error) {
-	recs := map[string]directory.Record{}
+// View implements directory.SyncStore with a Query of the registry index.
+func (s *Store) View(ctx context.Context, registryID string) (directory.View, error) {
+	v := directory.View{Records: map[string]directory.Record{}, Versions: map[string]string{}}
 	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
 		IndexName:                 aws.String(IndexRegistry),
@@ -120,7 +119,7 @@ func (s *Store) Records(ctx context.Context, registryID string) (map[string]dire
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("records of %s: %w", registryID, translate(err))
+			return directory.View{}, fmt.Errorf("records of %s: %w", registryID, translate(err))
 		}
 		for _, it := range out.Items {
 			r := directory.Record{
@@ -131,17 +130,17 @@ func (s *Store) Records(ctx context.Context, registryID string) (map[string]dire
 				Status:      str(it, "status"),
 				Owner:       str(it, AttrSK) == skRoute,
 				Facets:      list(it, "facets"),
-				Cache:       registry.Known{ListHash: str(it, "list_hash"), ETag: str(it, "etag")},
 			}
-			recs[r.SourceID] = r
+			v.Records[r.SourceID] = r
+			v.Versions[r.SourceID] = str(it, "source_version")
 		}
 	}
-	return recs, nil
+	return v, nil
 }
 
 // PutAgent implements directory.SyncStore.
-func (s *Store) PutAgent(ctx context.Context, a federation.Agent, cache registry.Known, prev *directory.Record) (directory.Write, error) {
-	item := agentItem(a, cache)
+func (s *Store) PutAgent(ctx context.Context, a federation.Agent, version string, prev *directory.Record) (directory.Write, error) {
+	item := agentItem(a, version)
 	item["facets"] = lv(directory.Facets(a))
 	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 aws.String(s.table),
@@ -176,7 +175,7 @@ func (s *Store) PutAgent(ctx context.Context, a federation.Agent, cache registry
 		return directory.Write{}, fmt.Errorf("owner of %s: %w", a.DID, translate(err))
 	}
 	shadow := key(agentPrefix+a.DID, sourcePrefix+a.Registry)
-	for _, k := range []string{"did", "registry", "source_id", "content_hash", "status", "list_hash", "etag", "GSI2PK", "GSI2SK", "last_seen"} {
+	for _, k := range []string{"did", "registry", "source_id", "content_hash", "status", "source_version", "GSI2PK", "GSI2SK", "last_seen"} {
 		if v, ok := item[k]; ok {
 			shadow[k] = v
 		}
@@ -412,14 +411,14 @@ func (s *Store) Agent(ctx context.Context, did string) (federation.Agent, error)
 	return agentFrom(out.Item), nil
 }
 
-func agentItem(a federation.Agent, cache registry.Known) map[string]types.AttributeValue {
+func agentItem(a federation.Agent, version string) map[string]types.AttributeValue {
 	skills, _ := json.Marshal(a.Skills)
 	item := key(agentPrefix+a.DID, skRoute)
 	for k, v := range map[string]string{
 		"did": a.DID, "name": a.Name, "description": a.Description, "registry": a.Registry, "source_id": a.SourceID,
 		"endpoint": a.Endpoint, "protocol": a.Protocol, "protocol_version": a.Version, "skills": string(skills),
 		"service_type": a.ServiceType, "signature": a.Signature, "status": a.Status, "content_hash": a.ContentHash,
-		"last_seen": a.LastSeen.UTC().Format(time.RFC3339Nano), "list_hash": cache.ListHash, "etag": cache.ETag,
+		"last_seen": a.LastSeen.UTC().Format(time.RFC3339Nano), "source_version": version,
 		"GSI2PK": regIndexPK + a.Registry, "GSI2SK": a.DID,
 	} {
 		if v != "" {

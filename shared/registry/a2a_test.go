@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 // fakeAgent is an A2A agent serving its card at /.well-known/agent-card.json with an ETag.
@@ -69,11 +71,11 @@ func TestA2AFetch(t *testing.T) {
 	urlOne, urlTwo := startAgent(t, one), startAgent(t, two)
 	c := newClient(t, a2aRegistry(urlOne+"/", urlTwo), testOptions())
 
-	first := fetch(t, c, registry.Request{})
+	first := fetch(t, c, directory.Request{})
 	if got := sourceIDs(first.Cards); !slices.Equal(got, []string{urlOne, urlTwo}) {
 		t.Fatalf("Cards = %v", got)
 	}
-	if first.Cards[0].ETag != `"v1"` || !first.Cards[0].Active || !first.Complete || first.Requests != 2 || first.Pages != 0 {
+	if first.Cards[0].Version != `"v1"` || !first.Cards[0].Active || !first.Complete || first.Requests != 2 || first.Pages != 0 {
 		t.Errorf("first run: %+v", first)
 	}
 	if v := one.seen()[0].Get("A2A-Version"); v != "1.0" {
@@ -84,8 +86,8 @@ func TestA2AFetch(t *testing.T) {
 	two.mu.Lock()
 	two.body, two.etag = agentCard("two, renamed"), `"w2"`
 	two.mu.Unlock()
-	second := fetch(t, c, registry.Request{Known: knownFrom(first, nil)})
-	if got := sourceIDs(second.Cards); !slices.Equal(got, []string{urlTwo}) || second.Cards[0].ETag != `"w2"` {
+	second := fetch(t, c, directory.Request{Known: knownFrom(first, nil)})
+	if got := sourceIDs(second.Cards); !slices.Equal(got, []string{urlTwo}) || second.Cards[0].Version != `"w2"` {
 		t.Errorf("second run: Cards %v", second.Cards)
 	}
 	if !slices.Equal(second.Listed, []string{urlOne, urlTwo}) || !second.Complete {
@@ -95,7 +97,7 @@ func TestA2AFetch(t *testing.T) {
 		t.Errorf("If-None-Match = %q", got)
 	}
 
-	full := fetch(t, c, registry.Request{Known: knownFrom(second, knownFrom(first, nil)), FullRefresh: true})
+	full := fetch(t, c, directory.Request{Known: knownFrom(second, knownFrom(first, nil)), FullRefresh: true})
 	if len(full.Cards) != 2 {
 		t.Errorf("FullRefresh fetched %d cards", len(full.Cards))
 	}
@@ -109,7 +111,7 @@ func TestA2AAgentFailures(t *testing.T) {
 	urls := []string{startAgent(t, ok), startAgent(t, gone), startAgent(t, down), startAgent(t, notObject)}
 	opts := testOptions()
 	opts.Retries = 1
-	l := fetch(t, newClient(t, a2aRegistry(urls...), opts), registry.Request{})
+	l := fetch(t, newClient(t, a2aRegistry(urls...), opts), directory.Request{})
 
 	if got := sourceIDs(l.Cards); !slices.Equal(got, urls[:1]) {
 		t.Errorf("Cards = %v", got)
@@ -130,7 +132,7 @@ func TestA2ANoAgentAnswers(t *testing.T) {
 	down := &fakeAgent{status: http.StatusBadGateway}
 	opts := testOptions()
 	opts.Retries = -1
-	_, err := newClient(t, a2aRegistry(startAgent(t, down), startAgent(t, down)), opts).Fetch(context.Background(), registry.Request{})
+	_, err := newClient(t, a2aRegistry(startAgent(t, down), startAgent(t, down)), opts).Fetch(context.Background(), directory.Request{})
 	wantCode(t, err, federation.EUNAVAILABLE, `"agents"`, "no agent answered", "502")
 }
 
@@ -138,33 +140,50 @@ func TestA2AMalformedCard(t *testing.T) {
 	bad := &fakeAgent{body: `{"name": "cut`}
 	u := startAgent(t, bad)
 	c := newClient(t, a2aRegistry(u), testOptions())
-	l := fetch(t, c, registry.Request{})
+	l := fetch(t, c, directory.Request{})
 	if l.Skipped != 1 || len(l.Cards) != 0 || !slices.Equal(l.Listed, []string{u}) {
 		t.Errorf("Skipped %d, Cards %d, Listed %v", l.Skipped, len(l.Cards), l.Listed)
 	}
-	_, err := c.Lookup(context.Background(), u)
+	_, err := c.LookupDID(context.Background(), webDIDOf(t, u))
 	wantCode(t, err, federation.EUNAVAILABLE, `"agents"`, u+"/.well-known/agent-card.json", "not an A2A agent card")
 }
 
-func TestA2ALookup(t *testing.T) {
+// webDIDOf is the did:web of a test server's base URL.
+func webDIDOf(t *testing.T, base string) string {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "did:web:" + strings.ReplaceAll(u.Host, ":", "%3A") + strings.ReplaceAll(strings.TrimRight(u.Path, "/"), "/", ":")
+}
+
+func TestA2ALookupDID(t *testing.T) {
 	ok := &fakeAgent{body: agentCard("ok"), etag: `"x"`}
 	gone := &fakeAgent{status: http.StatusNotFound}
-	urlOK, urlGone := startAgent(t, ok), startAgent(t, gone)
-	c := newClient(t, a2aRegistry(urlOK, urlGone), testOptions())
+	declared := &fakeAgent{body: `{"name": "declared", "did": "did:key:z6MkDeclared", "url": "https://agents.example.com/d"}`}
+	urlOK, urlGone, urlDeclared := startAgent(t, ok), startAgent(t, gone), startAgent(t, declared)
+	c := newClient(t, a2aRegistry(urlOK, urlGone, urlDeclared), testOptions())
 
-	card, err := c.Lookup(context.Background(), urlOK)
-	if err != nil || card.SourceID != urlOK || card.ETag != `"x"` {
-		t.Fatalf("Lookup = %+v, %v", card, err)
+	// A did:web under a configured agent's base URL (its card's endpoint is the DID).
+	card, err := c.LookupDID(context.Background(), webDIDOf(t, urlOK)+":a2a")
+	if err != nil || card.SourceID != urlOK || card.Version != `"x"` {
+		t.Fatalf("LookupDID(did:web) = %+v, %v", card, err)
 	}
-	_, err = c.Lookup(context.Background(), urlGone)
-	wantCode(t, err, federation.ENOTFOUND, urlGone)
+	_, err = c.LookupDID(context.Background(), webDIDOf(t, urlGone))
+	wantCode(t, err, federation.ENOTFOUND)
+	// A DID the card declares.
+	card, err = c.LookupDID(context.Background(), "did:key:z6MkDeclared")
+	if err != nil || card.SourceID != urlDeclared {
+		t.Fatalf("LookupDID(declared did) = %+v, %v", card, err)
+	}
 
-	// An agent that is not configured is not fetched, whatever its URL.
+	// An agent that is not configured is not fetched, whatever its did:web.
 	stranger := &fakeAgent{body: agentCard("stranger")}
 	urlStranger := startAgent(t, stranger)
-	_, err = c.Lookup(context.Background(), urlStranger)
+	_, err = c.LookupDID(context.Background(), webDIDOf(t, urlStranger))
 	wantCode(t, err, federation.ENOTFOUND)
 	if len(stranger.seen()) != 0 {
-		t.Errorf("Lookup fetched an agent that is not configured")
+		t.Errorf("LookupDID fetched an agent that is not configured")
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/infra/demo"
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 func v2Registry(url string) federation.Registry {
@@ -31,7 +31,7 @@ func TestFederationFullListing(t *testing.T) {
 			f.SetFaults(demo.Faults{SinceInclusive: inclusive})
 			opts := testOptions()
 			opts.PageSize = 3
-			l := fetch(t, newClient(t, v2Registry(f.srv.URL), opts), registry.Request{})
+			l := fetch(t, newClient(t, v2Registry(f.srv.URL), opts), directory.Request{})
 
 			want := f.idsOf("a", "b", "c", "d", "e", "f")
 			if !slices.Equal(l.Listed, want) || !slices.Equal(sourceIDs(l.Cards), want) {
@@ -55,7 +55,7 @@ func TestFederationFullListing(t *testing.T) {
 
 func TestFederationEmpty(t *testing.T) {
 	f := newFake(t, 0, true)
-	l := fetch(t, newClient(t, v2Registry(f.srv.URL), testOptions()), registry.Request{})
+	l := fetch(t, newClient(t, v2Registry(f.srv.URL), testOptions()), directory.Request{})
 	if !l.Complete || len(l.Listed) != 0 || l.Cursor != "" || l.Pages != 1 {
 		t.Errorf("listing = %+v", l)
 	}
@@ -72,7 +72,7 @@ func TestFederationBoundaryGroup(t *testing.T) {
 			f.SetFaults(demo.Faults{SinceInclusive: inclusive})
 			opts := testOptions()
 			opts.PageSize = 3
-			l := fetch(t, newClient(t, v2Registry(f.srv.URL), opts), registry.Request{})
+			l := fetch(t, newClient(t, v2Registry(f.srv.URL), opts), directory.Request{})
 			if l.Complete {
 				t.Errorf("Complete = true though cards may have been missed")
 			}
@@ -97,7 +97,7 @@ func TestFederationIncremental(t *testing.T) {
 	f.at(t, "a", 1, "b", 2, "c", 2)
 	c := newClient(t, v2Registry(f.srv.URL), testOptions())
 
-	first := fetch(t, c, registry.Request{})
+	first := fetch(t, c, directory.Request{})
 	known := knownFrom(first, nil)
 	if !first.Complete || len(first.Cards) != 3 {
 		t.Fatalf("first run: %+v", first)
@@ -106,7 +106,7 @@ func TestFederationIncremental(t *testing.T) {
 	// Nothing changed: the boundary cards come back through the overlap, and the cache
 	// keeps them out of Cards.
 	f.ResetRequests()
-	same := fetch(t, c, registry.Request{Cursor: first.Cursor, Known: known})
+	same := fetch(t, c, directory.Request{Cursor: first.Cursor, Known: known})
 	if len(same.Cards) != 0 || same.Complete || same.Cursor != first.Cursor || same.Requests != 1 {
 		t.Errorf("unchanged run: Cards %v, Complete %v, Cursor %q, Requests %d", sourceIDs(same.Cards), same.Complete, same.Cursor, same.Requests)
 	}
@@ -126,11 +126,11 @@ func TestFederationIncremental(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.at(t, "d", 4)
-	next := fetch(t, c, registry.Request{Cursor: first.Cursor, Known: known})
+	next := fetch(t, c, directory.Request{Cursor: first.Cursor, Known: known})
 	if got := sourceIDs(next.Cards); !slices.Equal(got, f.idsOf("b", "d", "a")) {
 		t.Errorf("Cards = %v, want b (changed), d (new), a (deactivated)", got)
 	}
-	if i := slices.IndexFunc(next.Cards, func(c registry.Card) bool { return c.SourceID == f.id("a") }); i < 0 || next.Cards[i].Active {
+	if i := slices.IndexFunc(next.Cards, func(c directory.Card) bool { return c.SourceID == f.id("a") }); i < 0 || next.Cards[i].Active {
 		t.Errorf("a is not returned inactive")
 	}
 	if slices.Contains(next.Listed, f.id("a")) || next.Complete {
@@ -142,7 +142,7 @@ func TestFederationIncremental(t *testing.T) {
 
 	// FullRefresh ignores the cursor and the cache.
 	f.ResetRequests()
-	full := fetch(t, c, registry.Request{Cursor: next.Cursor, Known: knownFrom(next, known), FullRefresh: true})
+	full := fetch(t, c, directory.Request{Cursor: next.Cursor, Known: knownFrom(next, known), FullRefresh: true})
 	if !full.Complete || len(full.Cards) != 4 || f.sinceParams()[0] != "" {
 		t.Errorf("FullRefresh: Complete %v, Cards %v, since %q", full.Complete, sourceIDs(full.Cards), f.sinceParams()[0])
 	}
@@ -151,7 +151,7 @@ func TestFederationIncremental(t *testing.T) {
 func TestFederationWrappedItems(t *testing.T) {
 	f := newFake(t, 3, true)
 	f.SetFaults(demo.Faults{WrapFederation: true})
-	l := fetch(t, newClient(t, v2Registry(f.srv.URL), testOptions()), registry.Request{})
+	l := fetch(t, newClient(t, v2Registry(f.srv.URL), testOptions()), directory.Request{})
 	if len(l.Cards) != 3 || !l.Complete {
 		t.Errorf("Cards %d, Complete %v", len(l.Cards), l.Complete)
 	}
@@ -164,7 +164,7 @@ func TestFederationDeadline(t *testing.T) {
 	opts.DeadlineMargin = time.Hour
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l, err := newClient(t, v2Registry(f.srv.URL), opts).Fetch(ctx, registry.Request{})
+	l, err := newClient(t, v2Registry(f.srv.URL), opts).Fetch(ctx, directory.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestFederationUnorderedPage(t *testing.T) {
 	}})
 	opts := testOptions()
 	opts.PageSize = 2
-	_, err := newClient(t, v2Registry(f.srv.URL), opts).Fetch(context.Background(), registry.Request{})
+	_, err := newClient(t, v2Registry(f.srv.URL), opts).Fetch(context.Background(), directory.Request{})
 	wantCode(t, err, federation.EUNAVAILABLE, "not ordered by updated_at")
 }
 
@@ -199,7 +199,7 @@ func TestFederationMalformed(t *testing.T) {
 				fmt.Fprint(w, body)
 				return true
 			}})
-			_, err := newClient(t, v2Registry(f.srv.URL), testOptions()).Fetch(context.Background(), registry.Request{})
+			_, err := newClient(t, v2Registry(f.srv.URL), testOptions()).Fetch(context.Background(), directory.Request{})
 			wantCode(t, err, federation.EUNAVAILABLE, `"av-two"`, "/api/v1/federation/agent-cards")
 		})
 	}
@@ -209,7 +209,7 @@ func TestFederationCredential(t *testing.T) {
 	f := newFake(t, 1, true)
 	opts := testOptions()
 	opts.Credential = "s3cret"
-	fetch(t, newClient(t, v2Registry(f.srv.URL), opts), registry.Request{})
+	fetch(t, newClient(t, v2Registry(f.srv.URL), opts), directory.Request{})
 	if got := f.Requests()[0].Header.Get("Authorization"); got != "Bearer s3cret" {
 		t.Errorf("Authorization = %q", got)
 	}
@@ -218,16 +218,16 @@ func TestFederationCredential(t *testing.T) {
 	}
 }
 
-func TestFederationLookup(t *testing.T) {
+func TestFederationLookupDID(t *testing.T) {
 	f := newFake(t, 2, true)
+	id := f.add("summarizer", "Summarizer")
 	c := newClient(t, v2Registry(f.srv.URL), testOptions())
-	card, err := c.Lookup(context.Background(), f.ids[0])
-	if err != nil || card.SourceID != f.ids[0] || !strings.Contains(string(card.Data), "acme/card-000") {
-		t.Fatalf("Lookup = %+v, %v", card, err)
+	card, err := c.LookupDID(context.Background(), "did:agentvault:acme/summarizer")
+	if err != nil || card.SourceID != id || !strings.Contains(string(card.Data), "acme/summarizer") {
+		t.Fatalf("LookupDID = %+v, %v", card, err)
 	}
-	missing := "00000000-0000-5000-8000-000000000000"
-	_, err = c.Lookup(context.Background(), missing)
-	wantCode(t, err, federation.ENOTFOUND, `"av-two"`, missing)
+	_, err = c.LookupDID(context.Background(), "did:agentvault:acme/nope")
+	wantCode(t, err, federation.ENOTFOUND, `"av-two"`, "acme/nope")
 }
 
 func TestFederationCardChangedWhileListed(t *testing.T) {
@@ -243,12 +243,12 @@ func TestFederationCardChangedWhileListed(t *testing.T) {
 	}})
 	opts := testOptions()
 	opts.PageSize = 2
-	l := fetch(t, newClient(t, v2Registry(f.srv.URL), opts), registry.Request{})
+	l := fetch(t, newClient(t, v2Registry(f.srv.URL), opts), directory.Request{})
 
 	if !slices.Equal(l.Listed, f.idsOf("a", "b", "c", "d")) {
 		t.Errorf("Listed = %v", l.Listed)
 	}
-	i := slices.IndexFunc(l.Cards, func(c registry.Card) bool { return c.SourceID == f.id("a") })
+	i := slices.IndexFunc(l.Cards, func(c directory.Card) bool { return c.SourceID == f.id("a") })
 	if i < 0 || !strings.Contains(string(l.Cards[i].Data), `"name":"a2"`) || !l.Cards[i].UpdatedAt.Equal(t0.Add(10*time.Second)) {
 		t.Fatalf("card a = %+v: want its version changed during the run", l.Cards[i])
 	}

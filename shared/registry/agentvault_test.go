@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/infra/demo"
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 func avRegistry(url string) federation.Registry {
@@ -44,7 +44,7 @@ func TestAgentVaultPaging(t *testing.T) {
 			f.SetFaults(demo.Faults{MaxLimit: tt.maxLimit, NoPagination: tt.noPagination})
 			opts := testOptions()
 			opts.PageSize = tt.pageSize
-			l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
+			l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), directory.Request{})
 
 			want := f.activeIDs()
 			if !slices.Equal(l.Listed, want) {
@@ -65,7 +65,7 @@ func TestAgentVaultPaging(t *testing.T) {
 
 func TestAgentVaultCard(t *testing.T) {
 	f := newFake(t, 1, false)
-	l := fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), registry.Request{})
+	l := fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), directory.Request{})
 	if len(l.Cards) != 1 {
 		t.Fatalf("Cards = %v", l.Cards)
 	}
@@ -75,7 +75,7 @@ func TestAgentVaultCard(t *testing.T) {
 		t.Errorf("Data = %s (%v): want the record's card_data", c.Data, err)
 	}
 	rec, _ := f.Get(f.ids[0])
-	if c.SourceID != f.ids[0] || !c.Active || !c.UpdatedAt.Equal(rec.UpdatedAt) || c.ListHash == "" {
+	if c.SourceID != f.ids[0] || !c.Active || !c.UpdatedAt.Equal(rec.UpdatedAt) || c.Version == "" {
 		t.Errorf("card = %+v", c)
 	}
 }
@@ -104,7 +104,7 @@ func TestAgentVaultListingChangesMidSync(t *testing.T) {
 			}})
 			opts := testOptions()
 			opts.PageSize = 2
-			l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
+			l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), directory.Request{})
 
 			if l.Complete {
 				t.Errorf("Complete = true for a listing that changed while it was read")
@@ -152,7 +152,7 @@ func TestAgentVaultListingIgnoresSkip(t *testing.T) {
 	}})
 	opts := testOptions()
 	opts.PageSize = 2
-	l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
+	l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), directory.Request{})
 	if l.Complete || l.Pages != 2 || len(l.Listed) != 2 {
 		t.Errorf("Complete, Pages, Listed = %v, %d, %v: want an incomplete listing that stopped after 2 pages", l.Complete, l.Pages, l.Listed)
 	}
@@ -164,14 +164,14 @@ func TestAgentVaultDetailCache(t *testing.T) {
 	opts.PageSize = 2
 	c := newClient(t, avRegistry(f.srv.URL), opts)
 
-	first := fetch(t, c, registry.Request{})
+	first := fetch(t, c, directory.Request{})
 	known := knownFrom(first, nil)
 	if len(known) != 5 || first.Requests != 3+5 {
 		t.Fatalf("first run: %d cards, %d requests", len(known), first.Requests)
 	}
 
 	f.ResetRequests()
-	second := fetch(t, c, registry.Request{Known: known})
+	second := fetch(t, c, directory.Request{Known: known})
 	if len(second.Cards) != 0 || !second.Complete || len(second.Listed) != 5 {
 		t.Errorf("second run: Cards %v, Complete %v, Listed %v", sourceIDs(second.Cards), second.Complete, second.Listed)
 	}
@@ -182,7 +182,7 @@ func TestAgentVaultDetailCache(t *testing.T) {
 	f.add("card-003", "Renamed")
 	added := f.add("card-new", "New")
 	f.ResetRequests()
-	third := fetch(t, c, registry.Request{Known: known})
+	third := fetch(t, c, directory.Request{Known: known})
 	if got := sourceIDs(third.Cards); !slices.Equal(got, []string{f.ids[3], added}) {
 		t.Errorf("after a rename and an addition: fetched %v", got)
 	}
@@ -191,7 +191,7 @@ func TestAgentVaultDetailCache(t *testing.T) {
 	}
 	knownFrom(third, known)
 
-	full := fetch(t, c, registry.Request{Known: known, FullRefresh: true})
+	full := fetch(t, c, directory.Request{Known: known, FullRefresh: true})
 	if len(full.Cards) != 6 {
 		t.Errorf("FullRefresh fetched %d cards; want 6", len(full.Cards))
 	}
@@ -204,7 +204,7 @@ func TestAgentVaultDetailGoneOrInactive(t *testing.T) {
 		_ = r.Delete(f.ids[1])
 		_, _ = r.SetActive(f.ids[2], false)
 	}})
-	l := fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), registry.Request{})
+	l := fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), directory.Request{})
 	if !slices.Equal(l.Listed, f.ids[:1]) {
 		t.Errorf("Listed = %v; want only %s", l.Listed, f.ids[0])
 	}
@@ -220,7 +220,7 @@ func TestAgentVaultDeferral(t *testing.T) {
 		opts.DeadlineMargin = time.Hour
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(ctx, registry.Request{})
+		l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(ctx, directory.Request{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +246,7 @@ func TestAgentVaultDeferral(t *testing.T) {
 		opts.DeadlineMargin = time.Second
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 		defer cancel()
-		l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(ctx, registry.Request{})
+		l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(ctx, directory.Request{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +271,7 @@ func TestAgentVaultCardFailures(t *testing.T) {
 		}})
 		opts := testOptions()
 		opts.Retries = 1
-		l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
+		l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), directory.Request{})
 		if len(l.Cards) != 3 || l.Deferred != 1 || len(l.Listed) != 4 || !hasProblem(l, f.ids[2]+" deferred") {
 			t.Errorf("Cards %v, Deferred %d, Listed %v, Problems %q", sourceIDs(l.Cards), l.Deferred, l.Listed, l.Problems)
 		}
@@ -293,7 +293,7 @@ func TestAgentVaultCardFailures(t *testing.T) {
 		}})
 		opts := testOptions()
 		opts.Concurrency, opts.Retries = 1, -1
-		l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
+		l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), directory.Request{})
 		if n := cardRequests.Load(); n != 3 {
 			t.Errorf("%d card requests; want 3, then no more", n)
 		}
@@ -319,7 +319,7 @@ func TestAgentVaultCardFailures(t *testing.T) {
 		}})
 		opts := testOptions()
 		opts.MaxCardBytes = 2048
-		l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
+		l := fetch(t, newClient(t, avRegistry(f.srv.URL), opts), directory.Request{})
 		if got := sourceIDs(l.Cards); !slices.Equal(got, f.ids[:1]) {
 			t.Errorf("Cards = %v; want the first only", got)
 		}
@@ -342,7 +342,7 @@ func TestAgentVaultMalformedListing(t *testing.T) {
 				fmt.Fprint(w, body)
 				return true
 			}})
-			l, err := newClient(t, avRegistry(f.srv.URL), testOptions()).Fetch(context.Background(), registry.Request{})
+			l, err := newClient(t, avRegistry(f.srv.URL), testOptions()).Fetch(context.Background(), directory.Request{})
 			wantCode(t, err, federation.EUNAVAILABLE, `"av-one"`, "/api/v1/agent-cards/", "not an AgentVault v1 listing page")
 			if l.Requests != 1 {
 				t.Errorf("Requests = %d; a malformed answer is not retried", l.Requests)
@@ -362,7 +362,7 @@ func TestAgentVaultBadEntries(t *testing.T) {
 		writeJSON(w, http.StatusOK, map[string]any{"id": "a", "card_data": map[string]any{"name": "A"}, "is_active": true})
 		return true
 	}})
-	l := fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), registry.Request{})
+	l := fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), directory.Request{})
 	if !slices.Equal(l.Listed, []string{"a"}) || len(l.Cards) != 1 || l.Skipped != 4 {
 		t.Errorf("Listed %v, Cards %d, Skipped %d (%q)", l.Listed, len(l.Cards), l.Skipped, l.Problems)
 	}
@@ -372,29 +372,72 @@ func TestAgentVaultBadEntries(t *testing.T) {
 	}
 }
 
-func TestAgentVaultLookup(t *testing.T) {
-	f := newFake(t, 2, false)
+// AgentVault knows a card by its UUID; a DID names its humanReadableId, which the
+// registry's search does not match: the lookup searches names and checks the candidates'
+// cards for the exact humanReadableId.
+func TestAgentVaultLookupDID(t *testing.T) {
+	f := newFake(t, 3, false)
+	target := f.Put(demoCard("acme/weather-bot", "Weather Bot")).ID
+	f.Put(demoCard("acme/weather-bot-2", "Weather Bot 2"))        // a decoy the search also finds
+	decoy := demoCard("other/weather-bot", "Weather Bot Classic") // same agent part, other org
+	f.Put(decoy)
+	inactive := f.Put(demoCard("acme/retired", "Retired")).ID
+	if _, err := f.SetActive(inactive, false); err != nil {
+		t.Fatal(err)
+	}
 	c := newClient(t, avRegistry(f.srv.URL), testOptions())
 
-	card, err := c.Lookup(context.Background(), f.ids[1])
-	if err != nil || card.SourceID != f.ids[1] || !card.Active {
-		t.Fatalf("Lookup(%s) = %+v, %v", f.ids[1], card, err)
-	}
-	missing := "00000000-0000-5000-8000-000000000000"
-	_, err = c.Lookup(context.Background(), missing)
-	wantCode(t, err, federation.ENOTFOUND, missing)
 	f.ResetRequests()
-	_, err = c.Lookup(context.Background(), "..")
-	wantCode(t, err, federation.ENOTFOUND)
-	if _, details := f.Counts(); details != 0 {
-		t.Errorf(`Lookup("..") made a request`)
+	card, err := c.LookupDID(context.Background(), "did:agentvault:acme/weather-bot")
+	if err != nil || card.SourceID != target || !card.Active {
+		t.Fatalf("LookupDID = %+v, %v; want card %s", card, err, target)
 	}
+	searched := false
+	for _, r := range f.Requests() {
+		searched = searched || strings.Contains(r.Query, "search=")
+		if r.Path == "/api/v1/agent-cards/acme/weather-bot" || strings.Contains(r.Path, "weather-bot") {
+			t.Errorf("asked for the humanReadableId as a card ID: %s", r.Path)
+		}
+	}
+	if !searched {
+		t.Error("the registry was not searched")
+	}
+	// The version is the one a sync gives the card, so the next sync does not fetch it again.
+	var listed directory.Card
+	for _, lc := range fetch(t, c, directory.Request{}).Cards {
+		if lc.SourceID == target {
+			listed = lc
+		}
+	}
+	if card.Version != listed.Version {
+		t.Errorf("Version %q, the sync's %q", card.Version, listed.Version)
+	}
+
+	for _, did := range []string{"did:agentvault:acme/nobody", "did:agentvault:acme/retired", "did:agentvault:acme/weather", "did:agentvault:acme/card"} {
+		_, err = c.LookupDID(context.Background(), did)
+		wantCode(t, err, federation.ENOTFOUND)
+	}
+	f.ResetRequests()
+	_, err = c.LookupDID(context.Background(), "did:key:z6MkhYc9Ubv6m5Cc2nmuX2Ahk1HEuGNJmpwRmc6JKPjvwgDd")
+	wantCode(t, err, federation.ENOTFOUND, "did:agentvault")
+	if n := len(f.Requests()); n != 0 {
+		t.Errorf("a DID that is not did:agentvault made %d requests", n)
+	}
+
+	f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	}})
+	opts := testOptions()
+	opts.Retries = -1
+	_, err = newClient(t, avRegistry(f.srv.URL), opts).LookupDID(context.Background(), "did:agentvault:acme/weather-bot")
+	wantCode(t, err, federation.EUNAVAILABLE, "503")
 }
 
 func TestAgentVaultOversizedListing(t *testing.T) {
 	f := newFake(t, 50, false)
 	opts := testOptions()
 	opts.MaxPageBytes = 1000
-	_, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(context.Background(), registry.Request{})
+	_, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(context.Background(), directory.Request{})
 	wantCode(t, err, federation.EUNAVAILABLE, `"av-one"`, "larger than the limit of 1000 bytes")
 }

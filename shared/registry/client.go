@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/outbound"
 )
@@ -31,14 +32,14 @@ const (
 	DefaultMaxPages       = 1000
 )
 
-// Page size limits of the AgentVault APIs (DESIGN §6); a larger Options.PageSize is lowered
-// to them.
+// Page size limits of the AgentVault APIs (docs/architecture.md, "External contracts"); a
+// larger Options.PageSize is lowered to them.
 const (
 	MaxPageSizeV1 = 250
 	MaxPageSizeV2 = 1000
 )
 
-// Options tunes a Client. Every zero value means its default.
+// Options tunes a registry's Source. Every zero value means its default.
 type Options struct {
 	// PageSize is the listing page size; zero means the kind's maximum.
 	PageSize int
@@ -98,10 +99,10 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// New returns the Client for the registry's kind. httpClient should come from
+// New returns the directory.Source for the registry's kind. httpClient should come from
 // outbound.NewClient, which keeps registry URLs and their redirects off private networks.
 // Errors: EINVALID (an unknown kind, a URL that is not absolute, no HTTP client).
-func New(reg federation.Registry, httpClient *http.Client, opts Options) (Client, error) {
+func New(reg federation.Registry, httpClient *http.Client, opts Options) (directory.Source, error) {
 	if httpClient == nil {
 		return nil, federation.Errorf(federation.EINVALID, "registry %q: no HTTP client", reg.ID)
 	}
@@ -135,18 +136,19 @@ func New(reg federation.Registry, httpClient *http.Client, opts Options) (Client
 			return nil, federation.Errorf(federation.EINVALID, "registry %q: an a2a registry lists its agents' base URLs", reg.ID)
 		}
 		g.header, g.fullURLs = a2aHeader, true
-		c := &a2aAgents{g: g, agents: make([]a2aAgent, 0, len(reg.Agents)), byID: map[string]int{}}
+		c := &a2aAgents{g: g, agents: make([]a2aAgent, 0, len(reg.Agents))}
+		seen := map[string]bool{}
 		for _, raw := range reg.Agents {
 			base, err := parseBase(reg.ID, raw)
 			if err != nil {
 				return nil, err
 			}
 			id := strings.TrimRight(raw, "/")
-			if _, dup := c.byID[id]; dup {
+			if seen[id] {
 				continue
 			}
-			c.byID[id] = len(c.agents)
-			c.agents = append(c.agents, a2aAgent{id: id, card: base.JoinPath(".well-known", "agent-card.json")})
+			seen[id] = true
+			c.agents = append(c.agents, a2aAgent{id: id, card: base.JoinPath(".well-known", "agent-card.json"), web: webDID(base)})
 		}
 		return c, nil
 	case federation.KindStatic:
@@ -261,7 +263,7 @@ func (s *session) skip(format string, args ...any) {
 }
 
 // finish copies the counters into l.
-func (s *session) finish(l *Listing) {
+func (s *session) finish(l *directory.Listing) {
 	l.Requests, l.Pages, l.Skipped = int(s.requests.Load()), s.pages, int(s.skipped.Load())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -482,6 +484,16 @@ func (g *getter) fetchEach(ctx context.Context, n int, fetch func(ctx context.Co
 	}
 	wg.Wait()
 	return started
+}
+
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // refused returns the first error among errs that the outbound guard raised: a card URL

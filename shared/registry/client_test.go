@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/infra/demo"
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
@@ -56,7 +57,7 @@ func TestRetries(t *testing.T) {
 			calls := failFirst(f, tt.failures, tt.status)
 			opts := testOptions()
 			opts.Retries = tt.retries
-			l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(context.Background(), registry.Request{})
+			l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(context.Background(), directory.Request{})
 			if tt.wantErr {
 				wantCode(t, err, federation.EUNAVAILABLE, `"av-one"`, "GET /api/v1/agent-cards/", http.StatusText(tt.status))
 			} else if err != nil {
@@ -79,7 +80,7 @@ func TestTimeout(t *testing.T) {
 	}})
 	opts := testOptions()
 	opts.RequestTimeout, opts.Retries = 50*time.Millisecond, 1
-	l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(context.Background(), registry.Request{})
+	l, err := newClient(t, avRegistry(f.srv.URL), opts).Fetch(context.Background(), directory.Request{})
 	wantCode(t, err, federation.EUNAVAILABLE, `"av-one"`, "timed out", "2 attempts")
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
@@ -97,7 +98,7 @@ func TestCallerDeadlineIsNotRetried(t *testing.T) {
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	l, err := newClient(t, avRegistry(f.srv.URL), testOptions()).Fetch(ctx, registry.Request{})
+	l, err := newClient(t, avRegistry(f.srv.URL), testOptions()).Fetch(ctx, directory.Request{})
 	wantCode(t, err, federation.EUNAVAILABLE, "timed out")
 	if l.Requests != 1 {
 		t.Errorf("Requests = %d: the caller's own deadline is not retried", l.Requests)
@@ -111,7 +112,7 @@ func TestRefusedByTheGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := c.Fetch(context.Background(), registry.Request{})
+	l, err := c.Fetch(context.Background(), directory.Request{})
 	wantCode(t, err, federation.EINVALID, `"av-one"`, "only https")
 	if msg := federation.ErrorMessage(err); !strings.Contains(msg, `registry "av-one"`) || !strings.Contains(msg, "only https") {
 		t.Errorf("caller-safe message %q: want the registry and the reason", msg)
@@ -128,7 +129,7 @@ func TestCredentials(t *testing.T) {
 	f := newFake(t, 1, false)
 	opts := testOptions()
 	opts.Credential = "avreg_test"
-	fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
+	fetch(t, newClient(t, avRegistry(f.srv.URL), opts), directory.Request{})
 	for _, r := range f.Requests() {
 		if h := r.Header; h.Get("X-Api-Key") != "avreg_test" || h.Get("Authorization") != "" {
 			t.Errorf("headers %v: want X-Api-Key only", h)
@@ -136,7 +137,7 @@ func TestCredentials(t *testing.T) {
 	}
 
 	f.ResetRequests()
-	fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), registry.Request{})
+	fetch(t, newClient(t, avRegistry(f.srv.URL), testOptions()), directory.Request{})
 	for _, r := range f.Requests() {
 		if h := r.Header; h.Get("X-Api-Key") != "" || h.Get("Authorization") != "" {
 			t.Errorf("headers %v: want no credential", h)
@@ -158,7 +159,7 @@ func TestCredentialsStayOnTheirHost(t *testing.T) {
 	}})
 	opts := testOptions()
 	opts.Credential = "avreg_test"
-	fetch(t, newClient(t, avRegistry(f.srv.URL), opts), registry.Request{})
+	fetch(t, newClient(t, avRegistry(f.srv.URL), opts), directory.Request{})
 	if got, _ := leaked.Load().(string); got != "" {
 		t.Errorf("the credential followed a redirect to another host: %q", got)
 	}
@@ -203,7 +204,7 @@ func TestBasePath(t *testing.T) {
 	mux.Handle("/registry/", http.StripPrefix("/registry", f.Handler()))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	l := fetch(t, newClient(t, avRegistry(srv.URL+"/registry/"), testOptions()), registry.Request{})
+	l := fetch(t, newClient(t, avRegistry(srv.URL+"/registry/"), testOptions()), directory.Request{})
 	if got := sourceIDs(l.Cards); !slices.Equal(got, f.ids) {
 		t.Errorf("Cards = %v, want %v", got, f.ids)
 	}

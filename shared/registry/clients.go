@@ -5,14 +5,15 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
 )
 
-// NewClients returns a Client for each registry, by ID, with the credential secret reads
+// NewClients returns a directory.Source for each registry, by ID, with the credential secret reads
 // for a registry that names one.
 func NewClients(ctx context.Context, regs []federation.Registry, httpClient *http.Client, opts Options,
-	secret func(ctx context.Context, name string) (string, error)) (map[string]Client, error) {
-	clients := make(map[string]Client, len(regs))
+	secret func(ctx context.Context, name string) (string, error)) (map[string]directory.Source, error) {
+	clients := make(map[string]directory.Source, len(regs))
 	for _, reg := range regs {
 		o := opts
 		if reg.CredentialsSecret != "" {

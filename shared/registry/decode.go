@@ -145,25 +145,52 @@ func decodeStatic(body []byte) ([]json.RawMessage, error) {
 	return nil, errors.New(`an object without an "agents" or "cards" list`)
 }
 
-// staticSourceID returns the ID a static document's card is known by: the first of
-// humanReadableId, id, did and name that is a non-empty string.
-func staticSourceID(card json.RawMessage) (string, error) {
-	var ids struct {
+// cardIDs are the identifiers a card document names, each "" unless it is a non-blank
+// string: what a static document's card is known by, and what a lookup by DID matches.
+type cardIDs struct {
+	HumanReadableID, ID, DID, Name string
+}
+
+// decodeCardIDs reads a card document's identifiers; other fields may be anything.
+func decodeCardIDs(card json.RawMessage) (cardIDs, error) {
+	var raw struct {
 		HumanReadableID any `json:"humanReadableId"`
 		ID              any `json:"id"`
 		DID             any `json:"did"`
 		Name            any `json:"name"`
 	}
-	if err := json.Unmarshal(card, &ids); err != nil {
-		return "", err
+	if err := json.Unmarshal(card, &raw); err != nil {
+		return cardIDs{}, err
 	}
-	for _, v := range []any{ids.HumanReadableID, ids.ID, ids.DID, ids.Name} {
+	str := func(v any) string {
 		if s, ok := v.(string); ok && strings.TrimSpace(s) != "" {
-			return s, nil
+			return s
+		}
+		return ""
+	}
+	return cardIDs{HumanReadableID: str(raw.HumanReadableID), ID: str(raw.ID), DID: str(raw.DID), Name: str(raw.Name)}, nil
+}
+
+// staticSourceID returns the ID a static document's card is known by: the first of
+// humanReadableId, id, did and name that it has.
+func (c cardIDs) staticSourceID() (string, error) {
+	for _, v := range []string{c.HumanReadableID, c.ID, c.DID, c.Name} {
+		if v != "" {
+			return v, nil
 		}
 	}
 	return "", errors.New("no humanReadableId, id, did or name")
 }
+
+// names reports whether the card names did: as its did, or as the did:agentvault of its
+// humanReadableId, the two DIDs directory.Normalize may give it. Which one it has is
+// the directory's to decide.
+func (c cardIDs) names(did string) bool {
+	return did != "" && (c.DID == did || (c.HumanReadableID != "" && agentVaultDID+c.HumanReadableID == did))
+}
+
+// agentVaultDID prefixes the DID of an AgentVault card that declares none.
+const agentVaultDID = "did:agentvault:"
 
 // decodeJSON decodes exactly one JSON value: trailing data means the body is not what the
 // registry meant to send (a truncated proxy page, two documents glued together).

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/infra/demo"
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
@@ -121,7 +122,7 @@ func testOptions() registry.Options {
 
 // newClient returns the registry's Client through an outbound client that allows the
 // loopback test servers.
-func newClient(t *testing.T, reg federation.Registry, opts registry.Options) registry.Client {
+func newClient(t *testing.T, reg federation.Registry, opts registry.Options) directory.Source {
 	t.Helper()
 	c, err := registry.New(reg, outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 10 * time.Second}), opts)
 	if err != nil {
@@ -130,7 +131,7 @@ func newClient(t *testing.T, reg federation.Registry, opts registry.Options) reg
 	return c
 }
 
-func fetch(t *testing.T, c registry.Client, req registry.Request) registry.Listing {
+func fetch(t *testing.T, c directory.Source, req directory.Request) directory.Listing {
 	t.Helper()
 	l, err := c.Fetch(context.Background(), req)
 	if err != nil {
@@ -140,17 +141,17 @@ func fetch(t *testing.T, c registry.Client, req registry.Request) registry.Listi
 }
 
 // knownFrom is what the sync would store of a listing's cards.
-func knownFrom(l registry.Listing, into map[string]registry.Known) map[string]registry.Known {
+func knownFrom(l directory.Listing, into map[string]string) map[string]string {
 	if into == nil {
-		into = map[string]registry.Known{}
+		into = map[string]string{}
 	}
 	for _, c := range l.Cards {
-		into[c.SourceID] = registry.Known{ListHash: c.ListHash, ETag: c.ETag}
+		into[c.SourceID] = c.Version
 	}
 	return into
 }
 
-func sourceIDs(cards []registry.Card) []string {
+func sourceIDs(cards []directory.Card) []string {
 	ids := make([]string, len(cards))
 	for i, c := range cards {
 		ids[i] = c.SourceID
@@ -171,6 +172,6 @@ func wantCode(t *testing.T, err error, code string, want ...string) {
 	}
 }
 
-func hasProblem(l registry.Listing, substr string) bool {
+func hasProblem(l directory.Listing, substr string) bool {
 	return slices.ContainsFunc(l.Problems, func(p string) bool { return strings.Contains(p, substr) })
 }

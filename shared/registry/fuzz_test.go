@@ -101,9 +101,16 @@ func FuzzDecodeStatic(f *testing.F) {
 			if !isObject(raw) {
 				continue
 			}
-			id, err := staticSourceID(raw)
+			ids, err := decodeCardIDs(raw)
+			if err != nil {
+				continue
+			}
+			id, err := ids.staticSourceID()
 			if err == nil && id == "" {
 				t.Fatalf("empty source ID for %q", raw)
+			}
+			if ids.names("") {
+				t.Fatalf("%q names the empty DID", raw)
 			}
 		}
 	})

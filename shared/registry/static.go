@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
 )
 
@@ -16,11 +17,12 @@ type staticDocument struct {
 	url *url.URL
 }
 
-// Fetch implements Client. A changed document returns every card, each carrying the
-// document's ETag, so that the next run can send it back whichever card it reads it from.
-func (d *staticDocument) Fetch(ctx context.Context, req Request) (Listing, error) {
+// Fetch implements directory.Source. A changed document returns every card, each carrying
+// the document's ETag as its version, so that the next run can send it back whichever
+// card it reads it from.
+func (d *staticDocument) Fetch(ctx context.Context, req directory.Request) (directory.Listing, error) {
 	s := &session{}
-	var l Listing
+	var l directory.Listing
 	etag := ""
 	if !req.FullRefresh {
 		etag = documentETag(req.Known)
@@ -58,8 +60,8 @@ func (d *staticDocument) Fetch(ctx context.Context, req Request) (Listing, error
 	}
 	docETag := resp.header.Get("ETag")
 	for _, c := range cards {
-		c.ETag = docETag
-		l.Cards = append(l.Cards, c)
+		c.Version = docETag
+		l.Cards = append(l.Cards, c.Card)
 		l.Listed = append(l.Listed, c.SourceID)
 	}
 	l.Complete = true
@@ -69,13 +71,13 @@ func (d *staticDocument) Fetch(ctx context.Context, req Request) (Listing, error
 
 // cards decodes the document, skipping (and counting) the entries that are not usable
 // cards; the first of two cards with one ID wins, as a reader of the document would see.
-func (d *staticDocument) cards(s *session, body []byte) ([]Card, error) {
+func (d *staticDocument) cards(s *session, body []byte) ([]staticCard, error) {
 	entries, err := decodeStatic(body)
 	if err != nil {
 		return nil, d.g.decodeError(d.url, `a JSON list of cards, or an object with "agents" or "cards"`, err)
 	}
 	seen := map[string]bool{}
-	cards := make([]Card, 0, len(entries))
+	cards := make([]staticCard, 0, len(entries))
 	for i, raw := range entries {
 		if !isObject(raw) {
 			s.skip("entry %d is not a JSON object", i)
@@ -85,7 +87,12 @@ func (d *staticDocument) cards(s *session, body []byte) ([]Card, error) {
 			s.skip("entry %d is larger than the limit of %s", i, byteSize(d.g.opts.MaxCardBytes))
 			continue
 		}
-		id, err := staticSourceID(raw)
+		ids, err := decodeCardIDs(raw)
+		if err != nil {
+			s.skip("entry %d: %v", i, err)
+			continue
+		}
+		id, err := ids.staticSourceID()
 		if err != nil {
 			s.skip("entry %d: %v", i, err)
 			continue
@@ -95,20 +102,25 @@ func (d *staticDocument) cards(s *session, body []byte) ([]Card, error) {
 			continue
 		}
 		seen[id] = true
-		data := compact(raw)
-		cards = append(cards, Card{SourceID: id, Data: data, Active: true, ListHash: hashFields(id, string(data))})
+		cards = append(cards, staticCard{Card: directory.Card{SourceID: id, Data: compact(raw), Active: true}, ids: ids})
 	}
 	return cards, nil
 }
 
-// documentETag is the ETag to send back: the one most known cards carry. They all carry
-// the same one after a complete run; a card stored from an older document must not make
-// every later run download the document again.
-func documentETag(known map[string]Known) string {
+// staticCard is a card of the document with the IDs it names.
+type staticCard struct {
+	directory.Card
+	ids cardIDs
+}
+
+// documentETag is the ETag to send back: the version most known cards carry. They all
+// carry the same one after a complete run; a card stored from an older document must not
+// make every later run download the document again.
+func documentETag(known map[string]string) string {
 	counts := map[string]int{}
-	for _, k := range known {
-		if k.ETag != "" {
-			counts[k.ETag]++
+	for _, etag := range known {
+		if etag != "" {
+			counts[etag]++
 		}
 	}
 	best, n := "", 0
@@ -120,33 +132,26 @@ func documentETag(known map[string]Known) string {
 	return best
 }
 
-// Lookup implements Client: the card of that ID in the current document.
-func (d *staticDocument) Lookup(ctx context.Context, sourceID string) (Card, error) {
+// LookupDID implements directory.Source: the card of the current document that names did
+// as its did, or as the did:agentvault of its humanReadableId.
+func (d *staticDocument) LookupDID(ctx context.Context, did string) (directory.Card, error) {
 	s := &session{}
 	resp, err := d.g.get(ctx, s, d.url, nil, d.g.opts.MaxPageBytes)
 	if err != nil {
-		return Card{}, err
+		return directory.Card{}, err
 	}
 	if resp.status != http.StatusOK {
-		return Card{}, d.g.unexpected(d.url, resp.status)
+		return directory.Card{}, d.g.unexpected(d.url, resp.status)
 	}
 	cards, err := d.cards(s, resp.body)
 	if err != nil {
-		return Card{}, err
+		return directory.Card{}, err
 	}
 	for _, c := range cards {
-		if c.SourceID == sourceID {
-			c.ETag = resp.header.Get("ETag")
-			return c, nil
+		if c.ids.names(did) {
+			c.Version = resp.header.Get("ETag")
+			return c.Card, nil
 		}
 	}
-	return Card{}, federation.Errorf(federation.ENOTFOUND, "registry %q: no card %q", d.g.registry, sourceID)
+	return directory.Card{}, federation.Errorf(federation.ENOTFOUND, "registry %q: no card names %s", d.g.registry, did)
 }
-
-// Compile-time checks that every kind is a Client.
-var (
-	_ Client = (*agentVault)(nil)
-	_ Client = (*agentVaultFederation)(nil)
-	_ Client = (*a2aAgents)(nil)
-	_ Client = (*staticDocument)(nil)
-)

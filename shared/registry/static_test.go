@@ -9,8 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 // fakeDocument serves one JSON document with an ETag.
@@ -53,12 +53,12 @@ func TestStaticShapes(t *testing.T) {
 	} {
 		t.Run(body[:10], func(t *testing.T) {
 			reg := startDocument(t, &fakeDocument{body: body, etag: `"d1"`})
-			l := fetch(t, newClient(t, reg, testOptions()), registry.Request{})
+			l := fetch(t, newClient(t, reg, testOptions()), directory.Request{})
 			want := []string{"acme/one", "two", "did:web:three.example.com", "Four"}
 			if !slices.Equal(l.Listed, want) || !slices.Equal(sourceIDs(l.Cards), want) {
 				t.Errorf("Listed %v, Cards %v; want %v", l.Listed, sourceIDs(l.Cards), want)
 			}
-			if !l.Complete || l.Pages != 1 || l.Requests != 1 || l.Cards[0].ETag != `"d1"` || !l.Cards[0].Active {
+			if !l.Complete || l.Pages != 1 || l.Requests != 1 || l.Cards[0].Version != `"d1"` || !l.Cards[0].Active {
 				t.Errorf("listing = %+v", l)
 			}
 		})
@@ -67,7 +67,7 @@ func TestStaticShapes(t *testing.T) {
 
 func TestStaticBadEntries(t *testing.T) {
 	reg := startDocument(t, &fakeDocument{body: `[{"id": "a"}, 7, "b", {"description": "no id"}, {"id": ""}, {"id": "a", "name": "again"}, {"id": 5, "name": "n"}]`})
-	l := fetch(t, newClient(t, reg, testOptions()), registry.Request{})
+	l := fetch(t, newClient(t, reg, testOptions()), directory.Request{})
 	if !slices.Equal(l.Listed, []string{"a", "n"}) || l.Skipped != 5 {
 		t.Errorf("Listed %v, Skipped %d, Problems %q", l.Listed, l.Skipped, l.Problems)
 	}
@@ -77,15 +77,15 @@ func TestStaticNotModified(t *testing.T) {
 	doc := &fakeDocument{body: `[` + staticCards + `]`, etag: `"d1"`}
 	reg := startDocument(t, doc)
 	c := newClient(t, reg, testOptions())
-	first := fetch(t, c, registry.Request{})
+	first := fetch(t, c, directory.Request{})
 	known := knownFrom(first, nil)
 
-	second := fetch(t, c, registry.Request{Known: known})
+	second := fetch(t, c, directory.Request{Known: known})
 	if len(second.Cards) != 0 || !second.Complete || len(second.Listed) != 4 || second.Requests != 1 {
 		t.Errorf("304 run: %+v", second)
 	}
 
-	full := fetch(t, c, registry.Request{Known: known, FullRefresh: true})
+	full := fetch(t, c, directory.Request{Known: known, FullRefresh: true})
 	if len(full.Cards) != 4 {
 		t.Errorf("FullRefresh fetched %d cards", len(full.Cards))
 	}
@@ -93,8 +93,8 @@ func TestStaticNotModified(t *testing.T) {
 	doc.mu.Lock()
 	doc.body, doc.etag = `[{"id": "only"}]`, `"d2"`
 	doc.mu.Unlock()
-	changed := fetch(t, c, registry.Request{Known: known})
-	if !slices.Equal(changed.Listed, []string{"only"}) || changed.Cards[0].ETag != `"d2"` {
+	changed := fetch(t, c, directory.Request{Known: known})
+	if !slices.Equal(changed.Listed, []string{"only"}) || changed.Cards[0].Version != `"d2"` {
 		t.Errorf("changed document: %+v", changed)
 	}
 }
@@ -103,7 +103,7 @@ func TestStaticMalformed(t *testing.T) {
 	for _, body := range []string{`[{"id": "a"}`, `{"items": []}`, `{"agents": [], "cards": []}`, `null`, `42`, ``} {
 		t.Run(body, func(t *testing.T) {
 			reg := startDocument(t, &fakeDocument{body: body})
-			_, err := newClient(t, reg, testOptions()).Fetch(context.Background(), registry.Request{})
+			_, err := newClient(t, reg, testOptions()).Fetch(context.Background(), directory.Request{})
 			wantCode(t, err, federation.EUNAVAILABLE, `"static-one"`, "/agents.json")
 		})
 	}
@@ -113,17 +113,19 @@ func TestStaticOversized(t *testing.T) {
 	reg := startDocument(t, &fakeDocument{body: `[` + staticCards + `]`})
 	opts := testOptions()
 	opts.MaxPageBytes = 64
-	_, err := newClient(t, reg, opts).Fetch(context.Background(), registry.Request{})
+	_, err := newClient(t, reg, opts).Fetch(context.Background(), directory.Request{})
 	wantCode(t, err, federation.EUNAVAILABLE, `"static-one"`, "larger than the limit of 64 bytes")
 }
 
 func TestStaticLookup(t *testing.T) {
 	reg := startDocument(t, &fakeDocument{body: `{"agents": [` + staticCards + `]}`})
 	c := newClient(t, reg, testOptions())
-	card, err := c.Lookup(context.Background(), "two")
-	if err != nil || card.SourceID != "two" {
-		t.Fatalf("Lookup = %+v, %v", card, err)
+	for did, want := range map[string]string{"did:web:two.example.com": "two", "did:agentvault:acme/one": "acme/one"} {
+		card, err := c.LookupDID(context.Background(), did)
+		if err != nil || card.SourceID != want {
+			t.Fatalf("LookupDID(%s) = %+v, %v; want %s", did, card, err, want)
+		}
 	}
-	_, err = c.Lookup(context.Background(), "five")
+	_, err := c.LookupDID(context.Background(), "did:agentvault:five")
 	wantCode(t, err, federation.ENOTFOUND, `"static-one"`, "five")
 }

@@ -2,60 +2,76 @@ package routing
 
 import (
 	"context"
-	"strings"
+	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
-	"github.com/federation-gateway/gateway/shared/registry"
 )
 
 // AgentWriter stores an agent found by a targeted lookup; *dynamo.Store is one.
 type AgentWriter interface {
-	PutAgent(ctx context.Context, a federation.Agent, cache registry.Known, prev *directory.Record) (directory.Write, error)
+	// PutAgent is directory.SyncStore's.
+	PutAgent(ctx context.Context, a federation.Agent, version string, prev *directory.Record) (directory.Write, error)
+	// Agent returns the directory's record of a DID. Errors: ENOTFOUND.
+	Agent(ctx context.Context, did string) (federation.Agent, error)
+	// AddAgents adds delta to the directory's agent count.
+	AddAgents(ctx context.Context, delta int) error
 }
 
-// RegistryLookup returns an Options.Lookup that asks each registry for one agent by the ID
-// its DID implies, not a full sync: the humanReadableId of a did:agentvault, the base URL
-// of a did:web (an A2A agent). What it finds is normalized, stored as the sync would store
-// it, and routed to. A registry that does not know the ID, or fails, is passed over.
-func RegistryLookup(clients map[string]registry.Client, order []string, store AgentWriter) func(context.Context, string) (federation.Agent, error) {
+// RegistryLookup returns an Options.Lookup that asks each registry, in order, for the
+// agent with a DID (directory.Source.LookupDID: each kind of registry by its own means),
+// not a full sync. What it finds is normalized, checked to have that DID, stored as the
+// sync would store it, counted, and routed to. A registry that fails is logged and passed
+// over; when every registry failed, the lookup fails with EUNAVAILABLE (the caller's 502:
+// the agent may well exist), and when none knows the DID, with ENOTFOUND.
+func RegistryLookup(sources map[string]directory.Source, order []string, store AgentWriter, log *slog.Logger) func(context.Context, string) (federation.Agent, error) {
 	return func(ctx context.Context, did string) (federation.Agent, error) {
-		id := sourceIDOf(did)
-		if id == "" {
-			return federation.Agent{}, federation.Errorf(federation.ENOTFOUND, "no agent %s", did)
-		}
+		asked, failed := 0, 0
 		for _, reg := range order {
-			c, ok := clients[reg]
+			src, ok := sources[reg]
 			if !ok {
 				continue
 			}
-			card, err := c.Lookup(ctx, id)
-			if err != nil || !card.Active {
+			asked++
+			card, err := src.LookupDID(ctx, did)
+			switch {
+			case federation.ErrorCode(err) == federation.ENOTFOUND:
+				continue
+			case err != nil:
+				failed++
+				log.WarnContext(ctx, "targeted lookup: the registry failed", "registry", reg, "did", did, "error", err.Error())
+				continue
+			case !card.Active:
 				continue
 			}
 			a, err := directory.Normalize(reg, card, time.Now())
-			if err != nil || a.DID != did {
+			if err != nil {
+				log.InfoContext(ctx, "targeted lookup: unusable card", "registry", reg, "did", did, "reason", err.Error())
 				continue
 			}
-			if _, err := store.PutAgent(ctx, a, registry.Known{ListHash: card.ListHash, ETag: card.ETag}, nil); err != nil {
-				return federation.Agent{}, err
+			if a.DID != did {
+				continue
+			}
+			w, err := store.PutAgent(ctx, a, card.Version, nil)
+			if err != nil {
+				return federation.Agent{}, fmt.Errorf("store %s found in %s: %w", did, reg, err)
+			}
+			if w.Owner != reg {
+				// Another registry's active record took the DID meanwhile: it is the one.
+				return store.Agent(ctx, did)
+			}
+			if w.New {
+				if err := store.AddAgents(ctx, 1); err != nil {
+					log.WarnContext(ctx, "targeted lookup: count the agent", "did", did, "error", err.Error())
+				}
 			}
 			return a, nil
 		}
+		if asked > 0 && failed == asked {
+			return federation.Agent{}, federation.Errorf(federation.EUNAVAILABLE, "no registry could be asked for %s: every one failed", did)
+		}
 		return federation.Agent{}, federation.Errorf(federation.ENOTFOUND, "no registry knows %s", did)
 	}
-}
-
-// sourceIDOf is the registry ID a DID implies, or "".
-func sourceIDOf(did string) string {
-	if id, ok := strings.CutPrefix(did, "did:agentvault:"); ok {
-		return id
-	}
-	if host, ok := strings.CutPrefix(did, "did:web:"); ok {
-		parts := strings.Split(host, ":")
-		parts[0] = strings.ReplaceAll(parts[0], "%3A", ":")
-		return "https://" + strings.Join(parts, "/")
-	}
-	return ""
 }

@@ -119,7 +119,8 @@ type Options struct {
 	GlobalRate int      // per minute
 	Fee        string   // decimal
 	// Lookup finds an agent the directory lacks in the registries themselves (by its
-	// ID, not a full sync). Optional. Errors: ENOTFOUND.
+	// ID, not a full sync). Optional. Errors: ENOTFOUND; EUNAVAILABLE when no registry
+	// could be asked, which the route answers as a 502.
 	Lookup func(ctx context.Context, did string) (federation.Agent, error)
 	// WaitForDuplicate bounds how long a repeat of a message still being delivered
 	// waits for the first delivery's result (default DeliveryBudget).
@@ -297,17 +298,20 @@ func find(agents []federation.Agent, did string) *federation.Agent {
 }
 
 // target returns the target's record, looking it up in the registries when the directory
-// lacks it or holds it as gone. Errors: ENOTFOUND.
+// lacks it or holds it as gone. Errors: ENOTFOUND; EUNAVAILABLE when every registry
+// failed to answer (the target may exist: a 502, not a 404).
 func (r *Router) target(ctx context.Context, did string, known *federation.Agent) (*federation.Agent, error) {
 	if known != nil && known.Status != federation.StatusGone {
 		return known, nil
 	}
 	if r.opts.Lookup != nil {
 		a, err := r.opts.Lookup(ctx, did)
-		if err == nil {
+		switch code := federation.ErrorCode(err); {
+		case err == nil:
 			return &a, nil
-		}
-		if federation.ErrorCode(err) != federation.ENOTFOUND {
+		case code == federation.EUNAVAILABLE:
+			return nil, fmt.Errorf("look up %s: %w", did, err)
+		case code != federation.ENOTFOUND:
 			r.log.WarnContext(ctx, "targeted lookup failed", "did", did, "error", err.Error())
 		}
 	}

@@ -241,7 +241,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 	defer proxy.Close()
 	counted := target
 	counted.DID, counted.Endpoint, counted.SourceID = "did:agentvault:test/counted", proxy.URL, "counted"
-	if _, err := f.store.PutAgent(context.Background(), counted, registry.Known{}, nil); err != nil {
+	if _, err := f.store.PutAgent(context.Background(), counted, "", nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -307,7 +307,7 @@ func TestRouteDeliveryFailures(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a := base
 			a.DID, a.SourceID, a.Endpoint = "did:agentvault:test/"+name, name, endpoint
-			if _, err := f.store.PutAgent(context.Background(), a, registry.Known{}, nil); err != nil {
+			if _, err := f.store.PutAgent(context.Background(), a, "", nil); err != nil {
 				t.Fatal(err)
 			}
 			start := time.Now()
@@ -346,7 +346,7 @@ func TestRouteTargetedLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := f.router(t, routing.Options{Lookup: routing.RegistryLookup(map[string]registry.Client{"gamma": client}, []string{"gamma"}, f.store)})
+	r := f.router(t, routing.Options{Lookup: routing.RegistryLookup(map[string]directory.Source{"gamma": client}, []string{"gamma"}, f.store, logs.New(io.Discard, "error"))})
 
 	res, err := r.Route(context.Background(), federation.RouteRequest{From: f.senderDID(), To: "did:agentvault:late/comer", Payload: json.RawMessage(`{}`)}, f.token(t, sender))
 	if err != nil || res.TargetRegistry != "gamma" {
@@ -403,7 +403,7 @@ func (f *fixture) counted(t *testing.T, target federation.Agent, n *atomic.Int32
 	t.Cleanup(proxy.Close)
 	c := target
 	c.DID, c.Endpoint, c.SourceID = "did:agentvault:test/counted-"+fmt.Sprint(time.Now().UnixNano()), proxy.URL, "counted"
-	if _, err := f.store.PutAgent(context.Background(), c, registry.Known{}, nil); err != nil {
+	if _, err := f.store.PutAgent(context.Background(), c, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -524,7 +524,7 @@ func (f *fixture) resync(t *testing.T, opts directory.SyncOptions) {
 		t.Fatal(err)
 	}
 	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 5 * time.Second})
-	clients := map[string]registry.Client{}
+	clients := map[string]directory.Source{}
 	for _, reg := range doc.Registries {
 		if clients[reg.ID], err = registry.New(reg, httpClient, registry.Options{}); err != nil {
 			t.Fatal(err)

@@ -165,7 +165,7 @@ func (b *directoryBench) syncRegistry(ctx context.Context, id, kind string) (reg
 		return run, err
 	}
 	// Failures show in the report's registry entry; the log would only repeat them.
-	syncer := directory.NewSyncer(b.store, []federation.Registry{cfg}, map[string]registry.Client{id: client},
+	syncer := directory.NewSyncer(b.store, []federation.Registry{cfg}, map[string]directory.Source{id: client},
 		directory.SyncOptions{}, logs.New(io.Discard, "error"))
 	b.phase(fmt.Sprintf("%s: put %d cards in the registry", id, b.agents), start)
 
