@@ -140,6 +140,60 @@ func TestAgentVaultListingChangesMidSync(t *testing.T) {
 	}
 }
 
+// One card deleted before the offset and one added after it while the listing is read:
+// the total stays the same and no entry repeats, yet the entry that moved onto the page
+// already read is missed. A complete listing's absences are checked by ID, so the missed
+// card stays listed, and the deleted one goes at the next listing that does not name it.
+func TestAgentVaultListingShiftKeepsTotal(t *testing.T) {
+	f := newFake(t, 6, false)
+	opts := testOptions()
+	opts.PageSize = 2
+	c := newClient(t, avRegistry(f.srv.URL), opts)
+	known := knownFrom(fetch(t, c, directory.Request{}), nil)
+
+	f.SetFaults(demo.Faults{AfterListPage: func(r *demo.Registry, page int) {
+		if page == 1 { // the first page named card 0, deleted now; card 2 moves onto it
+			_ = r.Delete(f.ids[0])
+			f.add("card-new", "New")
+		}
+	}})
+	l := fetch(t, c, directory.Request{Known: known})
+	if !l.Complete {
+		t.Fatalf("Complete = false (%q): the shift leaves every sign of completeness intact", l.Problems)
+	}
+	for _, id := range append(slices.Clone(f.ids[1:6]), f.id("card-new")) {
+		if !slices.Contains(l.Listed, id) {
+			t.Errorf("%s is not listed (%v): a complete listing's absence makes it gone", id, l.Listed)
+		}
+	}
+	if !hasProblem(l, "missed 1 active card") {
+		t.Errorf("Problems = %q", l.Problems)
+	}
+	f.SetFaults(demo.Faults{})
+	known = knownFrom(l, known)
+	if l := fetch(t, c, directory.Request{Known: known}); slices.Contains(l.Listed, f.ids[0]) || !l.Complete || len(l.Listed) != 6 {
+		t.Errorf("the next listing: Listed %v, Complete %v; want the deleted card gone", l.Listed, l.Complete)
+	}
+
+	// A card that cannot be checked stays listed: it goes on evidence, not on a guess.
+	known = knownFrom(l, known)
+	f.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/api/v1/agent-cards/"+f.ids[1] {
+			w.WriteHeader(http.StatusBadGateway)
+			return true
+		}
+		return false
+	}})
+	if err := f.Delete(f.ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	opts.Retries = -1
+	l = fetch(t, newClient(t, avRegistry(f.srv.URL), opts), directory.Request{Known: known})
+	if !slices.Contains(l.Listed, f.ids[1]) || !hasProblem(l, "could not be checked") {
+		t.Errorf("an unchecked absence: Listed %v, Problems %q", l.Listed, l.Problems)
+	}
+}
+
 func TestAgentVaultListingIgnoresSkip(t *testing.T) {
 	f := newFake(t, 4, false)
 	f.SetFaults(demo.Faults{NoPagination: true, Intercept: func(w http.ResponseWriter, r *http.Request) bool {
