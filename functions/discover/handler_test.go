@@ -29,7 +29,7 @@ func TestHandler(t *testing.T) {
 	ctx := context.Background()
 	store := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
 	regs := []federation.Registry{{ID: "alpha"}, {ID: "beta"}}
-	counts := map[string]int{}
+	counts := map[string]map[string]int{"alpha": {}, "beta": {}}
 	for i, caps := range [][]string{{"echo"}, {"echo", "sum"}, {"sum"}} {
 		a := federation.Agent{DID: "did:agentvault:t/" + string(rune('a'+i)), Name: "A", Registry: regs[i%2].ID, Endpoint: "https://a.example",
 			ServiceType: "text", Capabilities: caps, Status: federation.StatusActive, Skills: []federation.Skill{{ID: caps[0]}}}
@@ -37,11 +37,13 @@ func TestHandler(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, f := range directory.Facets(a) {
-			counts[f]++
+			counts[a.Registry][f]++
 		}
 	}
-	if err := store.AddFacetCounts(ctx, counts); err != nil {
-		t.Fatal(err)
+	for reg, c := range counts {
+		if err := store.SaveFacetCounts(ctx, reg, c); err != nil {
+			t.Fatal(err)
+		}
 	}
 	d, err := directory.NewDiscoverer(store, regs, []byte(strings.Repeat("k", 32)))
 	if err != nil {

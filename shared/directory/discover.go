@@ -51,8 +51,9 @@ type Page struct {
 
 // DiscoverStore is the storage discovery reads.
 type DiscoverStore interface {
-	// FacetCounts returns how many agents each facet key indexes. Errors: EINTERNAL.
-	FacetCounts(ctx context.Context, keys []string) (map[string]int, error)
+	// FacetCounts returns how many agents of the registries each facet key indexes.
+	// Errors: EINTERNAL, EUNAVAILABLE.
+	FacetCounts(ctx context.Context, registries, keys []string) (map[string]int, error)
 	// QueryFacet returns up to limit DIDs indexed under facet after the DID after, in DID
 	// order, and the number of items read. Errors: EINTERNAL, EUNAVAILABLE.
 	QueryFacet(ctx context.Context, facet, after string, limit int) ([]string, int, error)
@@ -199,7 +200,7 @@ func (d *Discoverer) facetCounts(ctx context.Context, keys []string) (map[string
 			return cached, 0, nil
 		}
 	}
-	counts, err := d.store.FacetCounts(ctx, keys)
+	counts, err := d.store.FacetCounts(ctx, d.registries, keys)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -24,7 +24,7 @@ func seed(t *testing.T, store *dynamo.Store, n int, rng *rand.Rand) []federation
 	ctx := context.Background()
 	types := []string{"weather", "math", "text"}
 	caps := []string{"echo", "sum", "translate", "forecast"}
-	counts := map[string]int{}
+	counts := map[string]map[string]int{}
 	var agents []federation.Agent
 	for i := range n {
 		a := federation.Agent{
@@ -49,12 +49,17 @@ func seed(t *testing.T, store *dynamo.Store, n int, rng *rand.Rand) []federation
 			t.Fatal(err)
 		}
 		for _, f := range directory.Facets(a) {
-			counts[f]++
+			if counts[a.Registry] == nil {
+				counts[a.Registry] = map[string]int{}
+			}
+			counts[a.Registry][f]++
 		}
 		agents = append(agents, a)
 	}
-	if err := store.AddFacetCounts(ctx, counts); err != nil {
-		t.Fatal(err)
+	for reg, c := range counts {
+		if err := store.SaveFacetCounts(ctx, reg, c); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return agents
 }

@@ -15,9 +15,6 @@ type StateStore interface {
 	// has one; a registry never synced is absent from the map. Errors: EINTERNAL,
 	// EUNAVAILABLE.
 	RegistryStates(ctx context.Context, ids []string) (map[string]federation.RegistryState, error)
-	// AgentCount returns the number of agents in the directory. Errors: EINTERNAL,
-	// EUNAVAILABLE.
-	AgentCount(ctx context.Context) (int, error)
 }
 
 // Reporter builds the status report of the configured registries.
@@ -33,7 +30,9 @@ func NewReporter(store StateStore, registries []federation.Registry, version, st
 	return &Reporter{store: store, registries: registries, version: version, stage: stage}
 }
 
-// Status reports every configured registry's health and the size of the directory.
+// Status reports every configured registry's health, warnings and agents by status, and
+// the size of the directory: the sum of the registries' counts, which each sync sets from
+// the registry's records (never adds to), so no failure can make them drift.
 func (r *Reporter) Status(ctx context.Context) (federation.Status, error) {
 	ids := make([]string, len(r.registries))
 	for i, reg := range r.registries {
@@ -43,25 +42,20 @@ func (r *Reporter) Status(ctx context.Context) (federation.Status, error) {
 	if err != nil {
 		return federation.Status{}, fmt.Errorf("status: %w", err)
 	}
-	total, err := r.store.AgentCount(ctx)
-	if err != nil {
-		return federation.Status{}, fmt.Errorf("status: %w", err)
-	}
-
 	s := federation.Status{
-		Status:      "ok",
-		Version:     r.version,
-		Stage:       r.stage,
-		Registries:  make([]federation.RegistryStatus, 0, len(r.registries)),
-		TotalAgents: total,
-		Pools:       []federation.PoolStatus{},
+		Status:     "ok",
+		Version:    r.version,
+		Stage:      r.stage,
+		Registries: make([]federation.RegistryStatus, 0, len(r.registries)),
+		Pools:      []federation.PoolStatus{},
 	}
 	for _, reg := range r.registries {
 		rs := federation.RegistryStatus{ID: reg.ID, URL: reg.URL, Kind: reg.Kind}
 		if st, ok := states[reg.ID]; ok {
 			rs.Healthy = st.Healthy
 			rs.LastError = st.LastError
-			rs.AgentCount = st.AgentCount
+			rs.Agents, rs.AgentCount = st.Agents, st.Agents.Active
+			rs.Skipped, rs.Problems = st.Skipped, st.Problems
 			if !st.LastSync.IsZero() {
 				t := st.LastSync.UTC()
 				rs.LastSync = &t
@@ -70,6 +64,8 @@ func (r *Reporter) Status(ctx context.Context) (federation.Status, error) {
 		if !rs.Healthy {
 			s.Status = "degraded"
 		}
+		s.TotalAgents += rs.Agents.Active
+		s.TotalStale += rs.Agents.Stale
 		s.Registries = append(s.Registries, rs)
 	}
 	return s, nil

@@ -31,32 +31,33 @@ func TestStatus(t *testing.T) {
 
 	synced := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	for _, st := range []federation.RegistryState{
-		{ID: "alpha", Healthy: true, LastSync: synced, AgentCount: 7},
-		{ID: "beta", Healthy: true, LastSync: synced, AgentCount: 5},
+		{ID: "alpha", Healthy: true, LastSync: synced, Agents: federation.AgentCounts{Active: 7, Gone: 1}},
+		{ID: "beta", Healthy: true, LastSync: synced, Agents: federation.AgentCounts{Active: 5}},
 	} {
 		if err := store.RecordRegistryState(ctx, st); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := store.AddAgents(ctx, 12); err != nil {
-		t.Fatal(err)
-	}
 	s, err = r.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Status != "ok" || s.TotalAgents != 12 || s.Registries[1].AgentCount != 5 || !s.Registries[0].LastSync.Equal(synced) {
+	if s.Status != "ok" || s.TotalAgents != 12 || s.Registries[1].AgentCount != 5 || !s.Registries[0].LastSync.Equal(synced) ||
+		s.Registries[0].Agents != (federation.AgentCounts{Active: 7, Gone: 1}) {
 		t.Errorf("after a sync: %+v", s)
 	}
 
-	if err := store.RecordRegistryState(ctx, federation.RegistryState{ID: "beta", LastSync: synced, LastError: "503", ConsecutiveFailures: 1}); err != nil {
+	// A failing registry's agents, once stale, are no longer counted as its agents.
+	if err := store.RecordRegistryState(ctx, federation.RegistryState{ID: "beta", LastSync: synced, LastError: "503", ConsecutiveFailures: 3,
+		Agents: federation.AgentCounts{Stale: 5}, Problems: []string{"card x deferred"}}); err != nil {
 		t.Fatal(err)
 	}
 	s, err = r.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Status != "degraded" || s.Registries[1].Healthy || s.Registries[1].LastError != "503" || !s.Registries[0].Healthy {
+	if b := s.Registries[1]; s.Status != "degraded" || b.Healthy || b.LastError != "503" || !s.Registries[0].Healthy ||
+		b.AgentCount != 0 || b.Agents.Stale != 5 || s.TotalAgents != 7 || s.TotalStale != 5 || len(b.Problems) != 1 {
 		t.Errorf("one registry failing: %+v", s)
 	}
 
@@ -64,7 +65,7 @@ func TestStatus(t *testing.T) {
 	raw, _ := json.Marshal(s)
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
-	for _, k := range []string{"status", "version", "stage", "registries", "total_agents", "pools"} {
+	for _, k := range []string{"status", "version", "stage", "registries", "total_agents", "total_stale", "pools"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("report %s lacks %q", raw, k)
 		}

@@ -17,6 +17,10 @@ type Record struct {
 	Status      string
 	Owner       bool     // the registry owns the agent's record (else this is a shadow)
 	Facets      []string // the discovery facets the record is indexed under
+	// IndexPending says a write of the record was cut short before its index entries
+	// were brought to Facets: the sync repairs them (SyncStore.RepairIndex) before
+	// anything else, so that no failure hides an agent from discovery for good.
+	IndexPending bool
 }
 
 // View is what the directory holds of one registry.
@@ -26,6 +30,9 @@ type View struct {
 	// Versions are the Card.Version of each record's card as last stored, by source ID:
 	// the Source's change token, kept beside the records, never read by the directory.
 	Versions map[string]string
+	// Extra are the registry's other records of a source ID already in Records: the
+	// records of DIDs its card named before (Records holds the live one).
+	Extra []Record
 }
 
 // SyncState is what the sync keeps of a registry between runs.
@@ -36,6 +43,9 @@ type SyncState struct {
 	Duration        time.Duration
 	Pages           int
 	Requests        int
+	// CountsHash identifies the facet counts last saved for the registry, so an
+	// unchanged run does not write them again.
+	CountsHash string
 }
 
 // Write says what PutAgent did.
@@ -45,6 +55,9 @@ type Write struct {
 	Owner string
 	// New is true when the DID had no live record before (the directory grew by one).
 	New bool
+	// TakenFrom is the registry whose (gone or stale) record of the DID the write took
+	// over, "" when there was none: that registry's counts changed too.
+	TakenFrom string
 }
 
 // SyncStore is the storage the sync needs.
@@ -66,13 +79,25 @@ type SyncStore interface {
 	// registry already owns it, or the owner's record is not active; otherwise it writes a
 	// shadow for a's registry and notes the conflict on the owner's record. prev is the
 	// registry's previous record of the agent, if any; version is the card's Version.
+	// A write cut short leaves the record IndexPending or absent, never indexed wrongly
+	// unbeknown: repeating it, or RepairIndex, completes it.
 	PutAgent(ctx context.Context, a federation.Agent, version string, prev *Record) (Write, error)
-	// SetStatus changes the status of a record (a gone record expires after ttl).
+	// SetStatus changes the status of a record (a gone record expires after ttl), with
+	// the same guarantee as PutAgent.
 	SetStatus(ctx context.Context, r Record, status string, now time.Time, ttl time.Duration) error
-	// AddAgents adds delta to the directory's agent count.
-	AddAgents(ctx context.Context, delta int) error
-	// AddFacetCounts adds to the per-facet counts discovery chooses its index by.
-	AddFacetCounts(ctx context.Context, deltas map[string]int) error
+	// RepairIndex brings the index entries of an IndexPending record to its facets.
+	RepairIndex(ctx context.Context, r Record) error
+	// Agents returns the records of those DIDs that exist.
+	Agents(ctx context.Context, dids []string) ([]federation.Agent, error)
+	// Promote makes a shadow the DID's record, as PutAgent would write the agent the
+	// shadow keeps, and returns the registry's record after it: still a shadow when an
+	// active owner's record came back meanwhile. Errors: ENOTFOUND when the shadow does
+	// not keep the whole agent (one written before shadows did): the card's next change
+	// rewrites it.
+	Promote(ctx context.Context, shadow Record) (Record, Write, error)
+	// SaveFacetCounts replaces the counts of the discovery facets the registry's records
+	// are indexed under.
+	SaveFacetCounts(ctx context.Context, registryID string, counts map[string]int) error
 }
 
 // Facets returns the discovery index keys of an agent: one per filterable value, each

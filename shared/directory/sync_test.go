@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/infra/localtest"
@@ -69,6 +72,7 @@ func sampleCard(name string, skills ...string) demo.Card {
 
 type syncFixture struct {
 	store  *dynamo.Store
+	table  string
 	ops    *localtest.Ops
 	syncer *directory.Syncer
 	regs   []*liveRegistry
@@ -81,8 +85,16 @@ func newSyncFixture(t *testing.T, regs ...*liveRegistry) *syncFixture {
 
 func newSyncFixtureWith(t *testing.T, ropts registry.Options, sopts directory.SyncOptions, regs ...*liveRegistry) *syncFixture {
 	t.Helper()
-	db, ops := localtest.CountingDynamoDB(t)
-	f := &syncFixture{store: dynamo.NewStore(db, localtest.Table(t)), ops: ops, regs: regs}
+	return newSyncFixtureOn(t, localtest.DynamoDB(t), ropts, sopts, regs...)
+}
+
+// newSyncFixtureOn is a sync fixture whose store goes through db (counted).
+func newSyncFixtureOn(t *testing.T, db *dynamodb.Client, ropts registry.Options, sopts directory.SyncOptions, regs ...*liveRegistry) *syncFixture {
+	t.Helper()
+	ops := &localtest.Ops{}
+	db = localtest.CountOps(db, ops)
+	table := localtest.Table(t)
+	f := &syncFixture{store: dynamo.NewStore(db, table), table: table, ops: ops, regs: regs}
 	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 5 * time.Second})
 	clients := map[string]directory.Source{}
 	var configs []federation.Registry
@@ -106,6 +118,20 @@ func (f *syncFixture) run(t *testing.T) directory.SyncReport {
 		t.Fatal(err)
 	}
 	return rep
+}
+
+// active is the number of active agents the status reports, summed over the registries.
+func (f *syncFixture) active(t *testing.T) int {
+	t.Helper()
+	var configs []federation.Registry
+	for _, r := range f.regs {
+		configs = append(configs, r.config())
+	}
+	s, err := directory.NewReporter(f.store, configs, "test", "test").Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.TotalAgents
 }
 
 func (f *syncFixture) agent(t *testing.T, did string) federation.Agent {
@@ -148,7 +174,7 @@ func TestSyncWritesOnlyWhatChanged(t *testing.T) {
 	if got := f.discover(t, directory.Query{Capabilities: []string{"echo"}}); len(got) != 12 {
 		t.Fatalf("discover after the first sync: %d agents", len(got))
 	}
-	if n, _ := f.store.AgentCount(context.Background()); n != 12 {
+	if n := f.active(t); n != 12 {
 		t.Errorf("agent count = %d", n)
 	}
 
@@ -202,7 +228,7 @@ func TestSyncGoneAndBack(t *testing.T) {
 	if got := f.discover(t, directory.Query{Status: federation.StatusGone}); !slices.Equal(got, []string{did}) {
 		t.Errorf("gone agents: %v", got)
 	}
-	if n, _ := f.store.AgentCount(context.Background()); n != 2 {
+	if n := f.active(t); n != 2 {
 		t.Errorf("agent count = %d, want 2", n)
 	}
 
@@ -216,7 +242,7 @@ func TestSyncGoneAndBack(t *testing.T) {
 	if got := f.discover(t, directory.Query{}); len(got) != 3 {
 		t.Errorf("active agents after reappearance: %v", got)
 	}
-	if n, _ := f.store.AgentCount(context.Background()); n != 3 {
+	if n := f.active(t); n != 3 {
 		t.Errorf("agent count = %d, want 3", n)
 	}
 }
@@ -291,16 +317,30 @@ func TestSyncDuplicateDID(t *testing.T) {
 		t.Errorf("resync: %+v", rep.Registries[1])
 	}
 
-	// When alpha drops it, beta's view takes over at beta's next change.
+	// When alpha drops it, beta's view takes over in the same run, its card unchanged,
+	// and both registries' counts follow.
 	rec, _ := alpha.Find("test/shared")
 	if _, err := alpha.SetActive(rec.ID, false); err != nil {
 		t.Fatal(err)
 	}
+	rep = f.run(t)
+	if a := f.agent(t, "did:agentvault:test/shared"); a.Registry != "beta" || a.Status != federation.StatusActive || a.Description != c.Description {
+		t.Errorf("after alpha dropped it: %+v", a)
+	}
+	if got := f.discover(t, directory.Query{Capabilities: []string{"sum"}}); !slices.Equal(got, []string{"did:agentvault:test/shared"}) {
+		t.Errorf("discover sum after the takeover: %v", got)
+	}
+	states, _ := f.store.RegistryStates(context.Background(), []string{"alpha", "beta"})
+	if states["alpha"].Agents != (federation.AgentCounts{}) || states["beta"].Agents != (federation.AgentCounts{Active: 1}) {
+		t.Errorf("counts after the takeover: alpha %+v, beta %+v", states["alpha"].Agents, states["beta"].Agents)
+	}
+
+	// Beta's later change is its own record's.
 	c.Description = "Beta's version, updated."
 	beta.Put(c)
 	f.run(t)
-	if a := f.agent(t, "did:agentvault:test/shared"); a.Registry != "beta" || a.Status != federation.StatusActive || a.Description != c.Description {
-		t.Errorf("after alpha dropped it: %+v", a)
+	if a := f.agent(t, "did:agentvault:test/shared"); a.Registry != "beta" || a.Description != c.Description {
+		t.Errorf("after beta changed it: %+v", a)
 	}
 }
 
@@ -358,5 +398,41 @@ func TestSyncTimeBudget(t *testing.T) {
 	}
 	if got := f.discover(t, directory.Query{Limit: 200}); len(got) != 40 {
 		t.Errorf("after the second run: %d agents", len(got))
+	}
+}
+
+// A registry's warnings (entries that are not usable cards, cards deferred) reach the
+// run's report and the registry's status; the status counts its agents by status.
+func TestSyncReportsProblems(t *testing.T) {
+	alpha := newLiveRegistry(t, "alpha", false)
+	alpha.Put(sampleCard("good", "echo"))
+	bad := alpha.Put(sampleCard("bad", "echo"))
+	if err := alpha.SetRawCardData(bad.ID, []byte(`["not", "a", "card"]`)); err != nil {
+		t.Fatal(err)
+	}
+	f := newSyncFixture(t, alpha)
+	rep := f.run(t)
+	r := rep.Registries[0]
+	if !r.OK || r.Skipped != 1 || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "card_data is not a JSON object") {
+		t.Fatalf("report: %+v", r)
+	}
+	status, err := directory.NewReporter(f.store, []federation.Registry{alpha.config()}, "test", "test").Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := status.Registries[0]; s.Skipped != 1 || !slices.Equal(s.Problems, r.Problems) || s.Agents.Active != 1 {
+		t.Errorf("status: %+v", s)
+	}
+
+	// Stale agents are counted as stale, not as the registry's agents.
+	alpha.fail.Store(true)
+	f.run(t)
+	f.run(t)
+	status, err = directory.NewReporter(f.store, []federation.Registry{alpha.config()}, "test", "test").Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := status.Registries[0]; s.AgentCount != 0 || s.Agents != (federation.AgentCounts{Stale: 1}) || status.TotalAgents != 0 || status.TotalStale != 1 {
+		t.Errorf("status while stale: %+v, totals %d active %d stale", s, status.TotalAgents, status.TotalStale)
 	}
 }

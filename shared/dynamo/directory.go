@@ -2,10 +2,15 @@ package dynamo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,14 +21,18 @@ import (
 	"github.com/federation-gateway/gateway/shared/federation"
 )
 
-// Items of the directory (DESIGN §4):
+// Items of the directory (docs/architecture.md, "The table"):
 //
-//	AGENT#<did>  ROUTE             the agent's record, owned by one registry; GSI2 REG#<registry> / <did>
-//	AGENT#<did>  SOURCE#<registry> a shadow: another registry's view of a DID it does not own; GSI2 likewise
-//	AGENT#<did>  F#<facet key>     one discovery index entry per filter value; GSI1 <facet key> / <did>
-//	DIRECTORY    STATS             the agent count; DIRECTORY FACETS: the count of every facet key
-//	REGISTRY#<id> META             the registry's sync state
-//	LEASE#<name> LEASE             a lease with its holder and expiry
+//	AGENT#<did>    ROUTE             the agent's record, owned by one registry; GSI2 REG#<registry> / <did>
+//	AGENT#<did>    SOURCE#<registry> a shadow: another registry's view of a DID it does not own; GSI2 likewise
+//	AGENT#<did>    F#<facet key>     one discovery index entry per filter value; GSI1 <facet key> / <did>
+//	REGISTRY#<id>  META              the registry's sync state and its agents by status
+//	REGISTRY#<id>  FACETS            the count of every facet key its records are indexed under
+//	LEASE#<name>   LEASE             a lease with its holder and expiry
+//
+// A record whose index entries are being changed carries index_pending (a token of the
+// write) until they are: a write cut short between the two leaves the mark, which the
+// next sync finds in the registry index and repairs.
 const (
 	agentPrefix  = "AGENT#"
 	skRoute      = "ROUTE"
@@ -32,6 +41,7 @@ const (
 	skFacets     = "FACETS"
 	regIndexPK   = "REG#"
 	leasePrefix  = "LEASE#"
+	attrPending  = "index_pending"
 
 	// IndexFacets and IndexRegistry are the GSIs of template.yaml.
 	IndexFacets   = "GSI1"
@@ -83,6 +93,7 @@ func (s *Store) SyncState(ctx context.Context, id string) (directory.SyncState, 
 	st := directory.SyncState{RegistryState: registryState(out.Item)}
 	st.ID = id
 	st.Cursor = str(out.Item, "cursor")
+	st.CountsHash = str(out.Item, "counts_hash")
 	if t, err := time.Parse(time.RFC3339Nano, str(out.Item, "last_full_refresh")); err == nil {
 		st.LastFullRefresh = t
 	}
@@ -94,6 +105,9 @@ func (s *Store) SaveSyncState(ctx context.Context, st directory.SyncState) error
 	item := registryItem(st.RegistryState)
 	if st.Cursor != "" {
 		item["cursor"] = sv(st.Cursor)
+	}
+	if st.CountsHash != "" {
+		item["counts_hash"] = sv(st.CountsHash)
 	}
 	if !st.LastFullRefresh.IsZero() {
 		item["last_full_refresh"] = sv(st.LastFullRefresh.UTC().Format(time.RFC3339Nano))
@@ -123,13 +137,23 @@ func (s *Store) View(ctx context.Context, registryID string) (directory.View, er
 		}
 		for _, it := range out.Items {
 			r := directory.Record{
-				DID:         str(it, "did"),
-				SourceID:    str(it, "source_id"),
-				Registry:    registryID,
-				ContentHash: str(it, "content_hash"),
-				Status:      str(it, "status"),
-				Owner:       str(it, AttrSK) == skRoute,
-				Facets:      list(it, "facets"),
+				DID:          str(it, "did"),
+				SourceID:     str(it, "source_id"),
+				Registry:     registryID,
+				ContentHash:  str(it, "content_hash"),
+				Status:       str(it, "status"),
+				Owner:        str(it, AttrSK) == skRoute,
+				Facets:       list(it, "facets"),
+				IndexPending: str(it, attrPending) != "",
+			}
+			prev, dup := v.Records[r.SourceID]
+			switch {
+			case !dup:
+			case livelier(r, prev):
+				v.Extra = append(v.Extra, prev)
+			default:
+				v.Extra = append(v.Extra, r)
+				continue
 			}
 			v.Records[r.SourceID] = r
 			v.Versions[r.SourceID] = str(it, "source_version")
@@ -138,10 +162,37 @@ func (s *Store) View(ctx context.Context, registryID string) (directory.View, er
 	return v, nil
 }
 
-// PutAgent implements directory.SyncStore.
+// livelier says which of two records of one source ID is the live one: not gone, then
+// owned.
+func livelier(a, b directory.Record) bool {
+	if (a.Status == federation.StatusGone) != (b.Status == federation.StatusGone) {
+		return b.Status == federation.StatusGone
+	}
+	return a.Owner && !b.Owner
+}
+
+// PutAgent implements directory.SyncStore. The record is written first, under a
+// condition that keeps an active owner's record, and marked pending when its index
+// entries must change; then the entries are changed and the mark removed. A shadow the
+// registry held of the DID goes before the record is written, so that a failure between
+// leaves neither, which the next sync rewrites, rather than both.
 func (s *Store) PutAgent(ctx context.Context, a federation.Agent, version string, prev *directory.Record) (directory.Write, error) {
+	if prev != nil && !prev.Owner {
+		if err := s.delete(ctx, key(agentPrefix+a.DID, sourcePrefix+a.Registry)); err != nil {
+			return directory.Write{}, err
+		}
+	}
+	facets := directory.Facets(a)
 	item := agentItem(a, version)
-	item["facets"] = lv(directory.Facets(a))
+	item["facets"] = lv(facets)
+	// The index is known to be right when the registry's own clean record had the
+	// same facets; otherwise the record is marked until it is.
+	indexed := prev != nil && prev.Owner && !prev.IndexPending && sameSet(prev.Facets, facets)
+	token := ""
+	if !indexed {
+		token = newToken()
+		item[attrPending] = sv(token)
+	}
 	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 aws.String(s.table),
 		Item:                      item,
@@ -150,38 +201,49 @@ func (s *Store) PutAgent(ctx context.Context, a federation.Agent, version string
 		ExpressionAttributeValues: map[string]types.AttributeValue{":me": sv(a.Registry), ":active": sv(federation.StatusActive)},
 		ReturnValues:              types.ReturnValueAllOld,
 	})
-	if err == nil {
-		old := out.Attributes
-		w := directory.Write{Owner: a.Registry, New: len(old) == 0 || str(old, "status") == federation.StatusGone}
-		if err := s.reindex(ctx, a.DID, list(old, "facets"), directory.Facets(a), time.Time{}); err != nil {
-			return w, err
-		}
-		if prev != nil && !prev.Owner {
-			if err := s.delete(ctx, key(agentPrefix+a.DID, sourcePrefix+a.Registry)); err != nil {
-				return w, err
-			}
-		}
-		return w, nil
-	}
 	var conflict *types.ConditionalCheckFailedException
-	if !errors.As(err, &conflict) {
+	switch {
+	case errors.As(err, &conflict):
+		return s.putShadow(ctx, a, item)
+	case err != nil:
 		return directory.Write{}, fmt.Errorf("put agent %s: %w", a.DID, translate(err))
 	}
-
-	// Another registry's active record owns the DID: keep this registry's view as a shadow,
-	// so its next runs know the card, and name it on the owner's record.
-	owner, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(agentPrefix+a.DID, skRoute), ProjectionExpression: aws.String("registry")})
-	if err != nil {
-		return directory.Write{}, fmt.Errorf("owner of %s: %w", a.DID, translate(err))
+	old := out.Attributes
+	w := directory.Write{Owner: a.Registry, New: len(old) == 0 || str(old, "status") == federation.StatusGone}
+	if from := str(old, "registry"); from != "" && from != a.Registry {
+		w.TakenFrom = from
 	}
-	shadow := key(agentPrefix+a.DID, sourcePrefix+a.Registry)
-	for _, k := range []string{"did", "registry", "source_id", "content_hash", "status", "source_version", "GSI2PK", "GSI2SK", "last_seen"} {
-		if v, ok := item[k]; ok {
-			shadow[k] = v
+	var oldFacets []string // nil: what the index holds is not known, and is read
+	if len(old) == 0 {
+		oldFacets = []string{}
+	} else if str(old, attrPending) == "" {
+		oldFacets = list(old, "facets")
+	}
+	if indexed && (oldFacets == nil || !sameSet(oldFacets, facets)) {
+		// Another writer changed the record since the registry's view was read: mark it
+		// before its index is touched.
+		token = newToken()
+		if err := s.mark(ctx, a.DID, token); err != nil {
+			return w, err
 		}
 	}
-	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: shadow}); err != nil {
-		return directory.Write{}, fmt.Errorf("put shadow %s of %s: %w", a.DID, a.Registry, translate(err))
+	if token == "" {
+		return w, nil
+	}
+	if err := s.reindex(ctx, a.DID, oldFacets, facets, time.Time{}); err != nil {
+		return w, err
+	}
+	return w, s.unmark(ctx, a.DID, token)
+}
+
+// putShadow keeps a's view as its registry's shadow, because another registry's active
+// record owns the DID, and names the registry on the owner's record. The owner's record is
+// noted first: a failure between leaves no shadow, which the next sync writes again.
+func (s *Store) putShadow(ctx context.Context, a federation.Agent, item map[string]types.AttributeValue) (directory.Write, error) {
+	owner, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(agentPrefix+a.DID, skRoute),
+		ProjectionExpression: aws.String("registry"), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return directory.Write{}, fmt.Errorf("owner of %s: %w", a.DID, translate(err))
 	}
 	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
@@ -193,10 +255,43 @@ func (s *Store) PutAgent(ctx context.Context, a federation.Agent, version string
 	if err != nil && federation.ErrorCode(translate(err)) != federation.ECONFLICT {
 		return directory.Write{}, fmt.Errorf("note conflict on %s: %w", a.DID, translate(err))
 	}
+	// The shadow keeps the whole agent, so that it can become the record (Promote)
+	// when the owner's record is no longer active, without the card being fetched again.
+	shadow := maps.Clone(item)
+	maps.Copy(shadow, key(agentPrefix+a.DID, sourcePrefix+a.Registry))
+	delete(shadow, "facets")
+	delete(shadow, attrPending)
+	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: shadow}); err != nil {
+		return directory.Write{}, fmt.Errorf("put shadow %s of %s: %w", a.DID, a.Registry, translate(err))
+	}
 	return directory.Write{Owner: str(owner.Item, "registry")}, nil
 }
 
-// SetStatus implements directory.SyncStore.
+// Promote implements directory.SyncStore.
+func (s *Store) Promote(ctx context.Context, sh directory.Record) (directory.Record, directory.Write, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table),
+		Key: key(agentPrefix+sh.DID, sourcePrefix+sh.Registry), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return sh, directory.Write{}, fmt.Errorf("shadow %s of %s: %w", sh.DID, sh.Registry, translate(err))
+	}
+	if str(out.Item, "endpoint") == "" {
+		return sh, directory.Write{}, federation.Errorf(federation.ENOTFOUND, "the shadow %s of %s does not keep the whole agent", sh.DID, sh.Registry)
+	}
+	a := agentFrom(out.Item)
+	a.AlsoListedBy = nil
+	w, err := s.PutAgent(ctx, a, str(out.Item, "source_version"), &sh)
+	if err != nil {
+		return sh, w, err
+	}
+	rec := directory.Record{DID: a.DID, SourceID: a.SourceID, Registry: a.Registry, ContentHash: a.ContentHash, Status: a.Status, Owner: w.Owner == a.Registry}
+	if rec.Owner {
+		rec.Facets = directory.Facets(a)
+	}
+	return rec, w, nil
+}
+
+// SetStatus implements directory.SyncStore, marking an owned record pending while its
+// index entries move to the new status.
 func (s *Store) SetStatus(ctx context.Context, r directory.Record, status string, now time.Time, ttl time.Duration) error {
 	sk := skRoute
 	if !r.Owner {
@@ -220,23 +315,142 @@ func (s *Store) SetStatus(ctx context.Context, r directory.Record, status string
 		set, remove = set+", expires_at = :e", ""
 		in.ExpressionAttributeValues[":e"] = nv(expires.Unix())
 	}
+	token := ""
 	if r.Owner {
-		set += ", facets = :f"
+		token = newToken()
+		set += ", facets = :f, " + attrPending + " = :t"
 		in.ExpressionAttributeValues[":f"] = lv(facets)
+		in.ExpressionAttributeValues[":t"] = sv(token)
 	}
 	in.UpdateExpression = aws.String(set + remove)
 	if _, err := s.db.UpdateItem(ctx, in); err != nil {
 		return fmt.Errorf("set %s of %s to %s: %w", r.Registry, r.DID, status, translate(err))
 	}
-	if r.Owner {
-		return s.reindex(ctx, r.DID, r.Facets, facets, expires)
+	if !r.Owner {
+		return nil
+	}
+	old := r.Facets
+	if r.IndexPending {
+		old = nil // the index may not hold what the record says: read it
+	}
+	if err := s.reindex(ctx, r.DID, old, facets, expires); err != nil {
+		return err
+	}
+	return s.unmark(ctx, r.DID, token)
+}
+
+// RepairIndex implements directory.SyncStore: it reads the agent's items (one Query of its
+// partition), brings the index entries to the record's facets, and removes the mark.
+func (s *Store) RepairIndex(ctx context.Context, r directory.Record) error {
+	if !r.Owner {
+		return nil
+	}
+	items, err := s.partition(ctx, r.DID)
+	if err != nil {
+		return err
+	}
+	var record map[string]types.AttributeValue
+	var indexed []string
+	for _, it := range items {
+		switch sk := str(it, AttrSK); {
+		case sk == skRoute:
+			record = it
+		case strings.HasPrefix(sk, facetPrefix):
+			indexed = append(indexed, strings.TrimPrefix(sk, facetPrefix))
+		}
+	}
+	token := str(record, attrPending)
+	if record == nil || token == "" || str(record, "registry") != r.Registry {
+		return nil // gone, repaired, or another registry's now
+	}
+	var expires time.Time
+	if str(record, "status") == federation.StatusGone {
+		expires = time.Unix(int64(integer(record, "expires_at")), 0)
+	}
+	if err := s.writeIndex(ctx, r.DID, indexed, list(record, "facets"), expires); err != nil {
+		return err
+	}
+	return s.unmark(ctx, r.DID, token)
+}
+
+// partition returns every item of an agent: its record, shadows and index entries.
+func (s *Store) partition(ctx context.Context, did string) ([]map[string]types.AttributeValue, error) {
+	var items []map[string]types.AttributeValue
+	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		KeyConditionExpression:    aws.String("PK = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(agentPrefix + did)},
+		ConsistentRead:            aws.Bool(true),
+	})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("items of %s: %w", did, translate(err))
+		}
+		items = append(items, out.Items...)
+	}
+	return items, nil
+}
+
+// mark sets the pending mark of an agent's record.
+func (s *Store) mark(ctx context.Context, did, token string) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(agentPrefix+did, skRoute),
+		UpdateExpression:          aws.String("SET " + attrPending + " = :t"),
+		ConditionExpression:       aws.String("attribute_exists(PK)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": sv(token)},
+	})
+	if err != nil {
+		return fmt.Errorf("mark %s pending: %w", did, translate(err))
 	}
 	return nil
 }
 
-// reindex brings an agent's facet items from the old keys to the new: it deletes the keys
-// that went and puts the ones that came, and writes nothing when they are the same.
+// unmark removes the pending mark if it is still the write's own: a later write's mark
+// stays for that write to remove.
+func (s *Store) unmark(ctx context.Context, did, token string) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(agentPrefix+did, skRoute),
+		UpdateExpression:          aws.String("REMOVE " + attrPending),
+		ConditionExpression:       aws.String(attrPending + " = :t"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": sv(token)},
+	})
+	if err != nil && federation.ErrorCode(translate(err)) != federation.ECONFLICT {
+		return fmt.Errorf("unmark %s: %w", did, translate(err))
+	}
+	return nil
+}
+
+// newToken names one write's pending mark.
+func newToken() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
+
+// reindex brings an agent's index entries from the old keys to the new ones. nil old
+// keys mean they are not known: the entries are read.
 func (s *Store) reindex(ctx context.Context, did string, old, new []string, expires time.Time) error {
+	if old == nil {
+		items, err := s.partition(ctx, did)
+		if err != nil {
+			return err
+		}
+		old = []string{}
+		for _, it := range items {
+			if sk := str(it, AttrSK); strings.HasPrefix(sk, facetPrefix) {
+				old = append(old, strings.TrimPrefix(sk, facetPrefix))
+			}
+		}
+	}
+	return s.writeIndex(ctx, did, old, new, expires)
+}
+
+// writeIndex deletes the entries of the keys that went and puts those that came (all of
+// them again when they expire, to carry the expiry); nothing when they are the same.
+func (s *Store) writeIndex(ctx context.Context, did string, old, new []string, expires time.Time) error {
 	oldSet := map[string]bool{}
 	for _, k := range old {
 		oldSet[k] = true
@@ -255,10 +469,26 @@ func (s *Store) reindex(ctx context.Context, did string, old, new []string, expi
 		}
 		writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
 	}
+	gone := make([]string, 0, len(oldSet))
 	for k := range oldSet {
+		gone = append(gone, k)
+	}
+	slices.Sort(gone)
+	for _, k := range gone {
 		writes = append(writes, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(agentPrefix+did, facetPrefix+k)}})
 	}
 	return s.batchWrite(ctx, writes)
+}
+
+// sameSet reports whether a and b hold the same keys.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	as, bs := slices.Clone(a), slices.Clone(b)
+	slices.Sort(as)
+	slices.Sort(bs)
+	return slices.Equal(as, bs)
 }
 
 func (s *Store) batchWrite(ctx context.Context, writes []types.WriteRequest) error {
@@ -266,20 +496,16 @@ func (s *Store) batchWrite(ctx context.Context, writes []types.WriteRequest) err
 		n := min(len(writes), 25)
 		pending := map[string][]types.WriteRequest{s.table: writes[:n]}
 		writes = writes[n:]
-		for attempt := 0; len(pending) > 0; attempt++ {
-			if attempt > maxBatchRetries {
-				return federation.Errorf(federation.EUNAVAILABLE, "the directory is busy; try again")
-			}
-			if attempt > 0 {
-				if err := sleep(ctx, time.Duration(25<<attempt)*time.Millisecond); err != nil {
-					return err
-				}
-			}
+		err := untilProcessed(ctx, func() (bool, error) {
 			out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
 			if err != nil {
-				return fmt.Errorf("write index: %w", translate(err))
+				return false, fmt.Errorf("write index: %w", translate(err))
 			}
 			pending = out.UnprocessedItems
+			return len(pending) == 0, nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -292,35 +518,31 @@ func (s *Store) delete(ctx context.Context, k map[string]types.AttributeValue) e
 	return nil
 }
 
-// AddFacetCounts implements directory.SyncStore: one update per 50 keys, nothing for none.
-func (s *Store) AddFacetCounts(ctx context.Context, deltas map[string]int) error {
-	var keys []string
-	for k, d := range deltas {
-		if d != 0 {
+// maxFacetCounts bounds the keys of a registry's facet counts item, whose size DynamoDB
+// bounds to 400 KB. The counts only steer discovery's choice of index, so the smallest
+// are the ones left out: read as 0, they are close to right.
+const maxFacetCounts = 5000
+
+// SaveFacetCounts implements directory.SyncStore: one item per registry, replaced whole.
+func (s *Store) SaveFacetCounts(ctx context.Context, registryID string, counts map[string]int) error {
+	keys := make([]string, 0, len(counts))
+	for k, n := range counts {
+		if n > 0 {
 			keys = append(keys, k)
 		}
 	}
-	for len(keys) > 0 {
-		n := min(len(keys), 50)
-		expr := "ADD "
-		names := map[string]string{}
-		vals := map[string]types.AttributeValue{}
-		for i, k := range keys[:n] {
-			if i > 0 {
-				expr += ", "
-			}
-			expr += placeholder("#k", i) + " " + placeholder(":v", i)
-			names[placeholder("#k", i)] = "c_" + k
-			vals[placeholder(":v", i)] = nv(int64(deltas[k]))
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := counts[b] - counts[a]; c != 0 {
+			return c
 		}
-		keys = keys[n:]
-		_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(s.table), Key: key(pkDirectory, skFacets),
-			UpdateExpression: aws.String(expr), ExpressionAttributeNames: names, ExpressionAttributeValues: vals,
-		})
-		if err != nil {
-			return fmt.Errorf("add facet counts: %w", translate(err))
-		}
+		return strings.Compare(a, b)
+	})
+	item := key(registryPrefix+registryID, skFacets)
+	for _, k := range keys[:min(len(keys), maxFacetCounts)] {
+		item["c_"+k] = nv(int64(counts[k]))
+	}
+	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
+		return fmt.Errorf("save the facet counts of %s: %w", registryID, translate(err))
 	}
 	return nil
 }
@@ -333,8 +555,9 @@ func placeholder(prefix string, i int) string {
 	return fmt.Sprintf("%s%03d", prefix, i)
 }
 
-// FacetCounts returns the number of agents under each facet key (0 for unknown keys).
-func (s *Store) FacetCounts(ctx context.Context, keys []string) (map[string]int, error) {
+// FacetCounts implements directory.DiscoverStore: the sum over the registries of their
+// counts of each key (0 for unknown keys), in one BatchGetItem.
+func (s *Store) FacetCounts(ctx context.Context, registries, keys []string) (map[string]int, error) {
 	names := map[string]string{}
 	proj := ""
 	for i, k := range keys {
@@ -344,16 +567,20 @@ func (s *Store) FacetCounts(ctx context.Context, keys []string) (map[string]int,
 		proj += placeholder("#k", i)
 		names[placeholder("#k", i)] = "c_" + k
 	}
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: key(pkDirectory, skFacets),
-		ProjectionExpression: aws.String(proj), ExpressionAttributeNames: names,
-	})
+	ks := make([]map[string]types.AttributeValue, len(registries))
+	for i, r := range registries {
+		ks[i] = key(registryPrefix+r, skFacets)
+	}
+	items, err := s.batchGetProjected(ctx, ks, proj, names)
 	if err != nil {
-		return nil, fmt.Errorf("facet counts: %w", translate(err))
+		return nil, fmt.Errorf("facet counts: %w", err)
 	}
 	counts := map[string]int{}
 	for _, k := range keys {
-		counts[k] = integer(out.Item, "c_"+k)
+		counts[k] = 0
+		for _, it := range items {
+			counts[k] += integer(it, "c_"+k)
+		}
 	}
 	return counts, nil
 }

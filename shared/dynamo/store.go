@@ -1,5 +1,6 @@
-// Package dynamo is the gateway's DynamoDB adapter: the single table of DESIGN §4 behind the
-// domain's store interfaces. DynamoDB errors become domain errors here, at its edge.
+// Package dynamo is the gateway's DynamoDB adapter: the single table of
+// docs/architecture.md ("The table") behind the domain's store interfaces. DynamoDB errors
+// become domain errors here, at its edge.
 package dynamo
 
 import (
@@ -24,8 +25,6 @@ const (
 
 	registryPrefix = "REGISTRY#"
 	skMeta         = "META"
-	pkDirectory    = "DIRECTORY"
-	skStats        = "STATS"
 )
 
 // NewClient returns a DynamoDB client for the SDK configuration. A local endpoint (the
@@ -68,44 +67,56 @@ func (s *Store) RegistryStates(ctx context.Context, ids []string) (map[string]fe
 	return states, nil
 }
 
-// AgentCount implements directory.StateStore from the directory's counter item, which the
-// sync keeps current: one GetItem instead of counting agents.
-func (s *Store) AgentCount(ctx context.Context) (int, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table),
-		Key:       key(pkDirectory, skStats),
-	})
-	if err != nil {
-		return 0, fmt.Errorf("get agent count: %w", translate(err))
-	}
-	return integer(out.Item, "agents"), nil
-}
-
 // maxBatchRetries bounds the retries of unprocessed keys: past it the table is throttling
 // beyond what a request can wait for.
 const maxBatchRetries = 5
 
+// untilProcessed calls batch until it reports that nothing is left unprocessed, backing
+// off between calls: the one retry loop of BatchGetItem and BatchWriteItem.
+func untilProcessed(ctx context.Context, batch func() (done bool, err error)) error {
+	for attempt := 0; ; attempt++ {
+		if attempt > maxBatchRetries {
+			return federation.Errorf(federation.EUNAVAILABLE, "the directory is busy; try again")
+		}
+		if attempt > 0 {
+			if err := sleep(ctx, time.Duration(25<<attempt)*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		done, err := batch()
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
 func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
+	return s.batchGetProjected(ctx, keys, "", nil)
+}
+
+// batchGetProjected gets the items of keys, 100 a request, with a projection when proj
+// is set.
+func (s *Store) batchGetProjected(ctx context.Context, keys []map[string]types.AttributeValue, proj string, names map[string]string) ([]map[string]types.AttributeValue, error) {
 	var items []map[string]types.AttributeValue
 	for len(keys) > 0 {
 		n := min(len(keys), 100)
-		pending := map[string]types.KeysAndAttributes{s.table: {Keys: keys[:n]}}
+		ka := types.KeysAndAttributes{Keys: keys[:n]}
+		if proj != "" {
+			ka.ProjectionExpression, ka.ExpressionAttributeNames = aws.String(proj), names
+		}
+		pending := map[string]types.KeysAndAttributes{s.table: ka}
 		keys = keys[n:]
-		for attempt := 0; len(pending) > 0; attempt++ {
-			if attempt > maxBatchRetries {
-				return nil, federation.Errorf(federation.EUNAVAILABLE, "the directory is busy; try again")
-			}
-			if attempt > 0 {
-				if err := sleep(ctx, time.Duration(25<<attempt)*time.Millisecond); err != nil {
-					return nil, err
-				}
-			}
+		err := untilProcessed(ctx, func() (bool, error) {
 			out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
 			if err != nil {
-				return nil, translate(err)
+				return false, translate(err)
 			}
 			items = append(items, out.Responses[s.table]...)
 			pending = out.UnprocessedKeys
+			return len(pending) == 0, nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return items, nil
@@ -174,15 +185,23 @@ func (s *Store) RecordRegistryState(ctx context.Context, st federation.RegistryS
 
 func registryItem(st federation.RegistryState) map[string]types.AttributeValue {
 	item := key(registryPrefix+st.ID, skMeta)
-	item["registry_id"] = &types.AttributeValueMemberS{Value: st.ID}
+	item["registry_id"] = sv(st.ID)
 	item["healthy"] = &types.AttributeValueMemberBOOL{Value: st.Healthy}
-	item["agent_count"] = &types.AttributeValueMemberN{Value: strconv.Itoa(st.AgentCount)}
-	item["consecutive_failures"] = &types.AttributeValueMemberN{Value: strconv.Itoa(st.ConsecutiveFailures)}
+	item["consecutive_failures"] = nv(int64(st.ConsecutiveFailures))
+	item["agents_active"] = nv(int64(st.Agents.Active))
+	item["agents_stale"] = nv(int64(st.Agents.Stale))
+	item["agents_gone"] = nv(int64(st.Agents.Gone))
 	if st.LastError != "" {
-		item["last_error"] = &types.AttributeValueMemberS{Value: st.LastError}
+		item["last_error"] = sv(st.LastError)
 	}
 	if !st.LastSync.IsZero() {
-		item["last_sync"] = &types.AttributeValueMemberS{Value: st.LastSync.UTC().Format(time.RFC3339Nano)}
+		item["last_sync"] = sv(st.LastSync.UTC().Format(time.RFC3339Nano))
+	}
+	if st.Skipped > 0 {
+		item["skipped"] = nv(int64(st.Skipped))
+	}
+	if len(st.Problems) > 0 {
+		item["problems"] = lv(st.Problems)
 	}
 	return item
 }
@@ -192,8 +211,14 @@ func registryState(it map[string]types.AttributeValue) federation.RegistryState 
 		ID:                  str(it, "registry_id"),
 		Healthy:             boolean(it, "healthy"),
 		LastError:           str(it, "last_error"),
-		AgentCount:          integer(it, "agent_count"),
 		ConsecutiveFailures: integer(it, "consecutive_failures"),
+		Agents: federation.AgentCounts{
+			Active: integer(it, "agents_active"), Stale: integer(it, "agents_stale"), Gone: integer(it, "agents_gone"),
+		},
+		Skipped: integer(it, "skipped"),
+	}
+	if p := list(it, "problems"); len(p) > 0 {
+		st.Problems = p
 	}
 	if t, err := time.Parse(time.RFC3339Nano, str(it, "last_sync")); err == nil {
 		st.LastSync = t
@@ -201,16 +226,18 @@ func registryState(it map[string]types.AttributeValue) federation.RegistryState 
 	return st
 }
 
-// AddAgents adds delta (which may be negative) to the directory's agent counter.
-func (s *Store) AddAgents(ctx context.Context, delta int) error {
+// AddAgents adds delta (which may be negative) to a registry's count of active agents: a
+// targeted lookup's new agent, counted at once. The registry's next sync sets the count
+// from its records again.
+func (s *Store) AddAgents(ctx context.Context, registryID string, delta int) error {
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
-		Key:                       key(pkDirectory, skStats),
-		UpdateExpression:          aws.String("ADD agents :d"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":d": &types.AttributeValueMemberN{Value: strconv.Itoa(delta)}},
+		Key:                       key(registryPrefix+registryID, skMeta),
+		UpdateExpression:          aws.String("SET registry_id = :id ADD agents_active :d"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":d": nv(int64(delta)), ":id": sv(registryID)},
 	})
 	if err != nil {
-		return fmt.Errorf("add %d agents: %w", delta, translate(err))
+		return fmt.Errorf("add %d agents to %s: %w", delta, registryID, translate(err))
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package dynamo_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,8 +23,9 @@ func TestRegistryStatesRoundTrip(t *testing.T) {
 	s := newStore(t)
 	synced := time.Date(2026, 11, 25, 10, 0, 0, 123000000, time.UTC)
 	want := []federation.RegistryState{
-		{ID: "alpha", Healthy: true, LastSync: synced, AgentCount: 12},
-		{ID: "beta", Healthy: false, LastError: "GET /api/v1/agent-cards/: 503", ConsecutiveFailures: 3},
+		{ID: "alpha", Healthy: true, LastSync: synced, Agents: federation.AgentCounts{Active: 12, Stale: 1, Gone: 2}},
+		{ID: "beta", Healthy: false, LastError: "GET /api/v1/agent-cards/: 503", ConsecutiveFailures: 3,
+			Skipped: 2, Problems: []string{"card x: card_data is not a JSON object", "and 4 more problems"}},
 	}
 	for _, st := range want {
 		if err := s.RecordRegistryState(ctx, st); err != nil {
@@ -39,7 +42,8 @@ func TestRegistryStatesRoundTrip(t *testing.T) {
 	for _, w := range want {
 		g := got[w.ID]
 		if g.ID != w.ID || g.Healthy != w.Healthy || !g.LastSync.Equal(w.LastSync) || g.LastError != w.LastError ||
-			g.AgentCount != w.AgentCount || g.ConsecutiveFailures != w.ConsecutiveFailures {
+			g.Agents != w.Agents || g.ConsecutiveFailures != w.ConsecutiveFailures || g.Skipped != w.Skipped ||
+			!slices.Equal(g.Problems, w.Problems) {
 			t.Errorf("state %s = %+v, want %+v", w.ID, g, w)
 		}
 	}
@@ -54,7 +58,7 @@ func TestRegistryStatesOverOneBatch(t *testing.T) {
 		id := fmt.Sprintf("r%03d", i)
 		ids = append(ids, id)
 		if i%2 == 0 {
-			if err := s.RecordRegistryState(ctx, federation.RegistryState{ID: id, Healthy: true, AgentCount: i}); err != nil {
+			if err := s.RecordRegistryState(ctx, federation.RegistryState{ID: id, Healthy: true, Agents: federation.AgentCounts{Active: i}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -66,25 +70,44 @@ func TestRegistryStatesOverOneBatch(t *testing.T) {
 	if len(got) != 115 {
 		t.Fatalf("got %d states, want 115", len(got))
 	}
-	if got["r228"].AgentCount != 228 {
+	if got["r228"].Agents.Active != 228 {
 		t.Errorf("r228 = %+v", got["r228"])
 	}
 }
 
-func TestAgentCount(t *testing.T) {
+// A targeted lookup counts its agent at once, on the registry's state, which need not
+// exist yet; the registry's next sync sets the count again.
+func TestAddAgents(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	n, err := s.AgentCount(ctx)
-	if err != nil || n != 0 {
-		t.Fatalf("empty directory: %d, %v", n, err)
-	}
 	for _, d := range []int{5000, -3, 1} {
-		if err := s.AddAgents(ctx, d); err != nil {
+		if err := s.AddAgents(ctx, "alpha", d); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, err = s.AgentCount(ctx); err != nil || n != 4998 {
-		t.Errorf("AgentCount = %d, %v; want 4998", n, err)
+	got, err := s.RegistryStates(ctx, []string{"alpha"})
+	if err != nil || got["alpha"].Agents.Active != 4998 {
+		t.Errorf("alpha = %+v, %v; want 4998 active", got["alpha"], err)
+	}
+}
+
+// Discovery sums the registries' facet counts; a registry's counts are replaced whole.
+func TestFacetCounts(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	if err := s.SaveFacetCounts(ctx, "alpha", map[string]int{"all#*#active": 3, "tag#x#active": 1, "tag#y#active": 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveFacetCounts(ctx, "beta", map[string]int{"all#*#active": 2, "tag#x#active": 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveFacetCounts(ctx, "alpha", map[string]int{"all#*#active": 4, "tag#x#active": 0}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.FacetCounts(ctx, []string{"alpha", "beta", "never-synced"}, []string{"all#*#active", "tag#x#active", "tag#y#active", "tag#z#active"})
+	want := map[string]int{"all#*#active": 6, "tag#x#active": 2, "tag#y#active": 0, "tag#z#active": 0}
+	if err != nil || !maps.Equal(got, want) {
+		t.Errorf("FacetCounts = %v, %v; want %v", got, err, want)
 	}
 }
 
@@ -92,7 +115,7 @@ func TestAgentCount(t *testing.T) {
 // for the log.
 func TestMissingTableIsInternal(t *testing.T) {
 	s := dynamo.NewStore(localtest.DynamoDB(t), "no-such-table")
-	_, err := s.AgentCount(context.Background())
+	_, err := s.FacetCounts(context.Background(), []string{"a"}, []string{"all#*#active"})
 	if federation.ErrorCode(err) != federation.EINTERNAL {
 		t.Fatalf("err = %v (code %q), want internal", err, federation.ErrorCode(err))
 	}

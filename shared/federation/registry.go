@@ -2,7 +2,8 @@ package federation
 
 import "time"
 
-// Registry kinds: which external contract a registry speaks (DESIGN §6).
+// Registry kinds: which external contract a registry speaks (docs/architecture.md,
+// "External contracts").
 const (
 	KindAgentVault           = "agentvault"            // AgentVault registry v1 list + card API
 	KindAgentVaultFederation = "agentvault-federation" // AgentVault v2 incremental federation API
@@ -31,6 +32,19 @@ type RegistryState struct {
 	Healthy             bool
 	LastSync            time.Time // last successful sync; zero if there was none
 	LastError           string
-	AgentCount          int
 	ConsecutiveFailures int
+	// Agents counts the registry's own records by status, as its last run left them.
+	Agents AgentCounts
+	// Skipped and Problems are the last run's warnings: how many entries the registry
+	// served that were not usable cards, and, in a few caller-safe lines, what went wrong
+	// without failing the run.
+	Skipped  int
+	Problems []string
+}
+
+// AgentCounts counts a registry's agents by status.
+type AgentCounts struct {
+	Active int `json:"active"`
+	Stale  int `json:"stale"`
+	Gone   int `json:"gone"`
 }

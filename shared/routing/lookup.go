@@ -16,8 +16,8 @@ type AgentWriter interface {
 	PutAgent(ctx context.Context, a federation.Agent, version string, prev *directory.Record) (directory.Write, error)
 	// Agent returns the directory's record of a DID. Errors: ENOTFOUND.
 	Agent(ctx context.Context, did string) (federation.Agent, error)
-	// AddAgents adds delta to the directory's agent count.
-	AddAgents(ctx context.Context, delta int) error
+	// AddAgents adds delta to a registry's count of active agents.
+	AddAgents(ctx context.Context, registryID string, delta int) error
 }
 
 // RegistryLookup returns an Options.Lookup that asks each registry, in order, for the
@@ -63,7 +63,7 @@ func RegistryLookup(sources map[string]directory.Source, order []string, store A
 				return store.Agent(ctx, did)
 			}
 			if w.New {
-				if err := store.AddAgents(ctx, 1); err != nil {
+				if err := store.AddAgents(ctx, reg, 1); err != nil {
 					log.WarnContext(ctx, "targeted lookup: count the agent", "did", did, "error", err.Error())
 				}
 			}

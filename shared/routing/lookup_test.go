@@ -42,10 +42,14 @@ func TestRouteLookupOnAgentVaultV1(t *testing.T) {
 		URL: known.Endpoint, Capabilities: demo.Capabilities{A2AVersion: "1.0"},
 		Skills: []demo.CardSkill{{ID: "echo", Name: "Echo"}},
 	})
-	before, err := f.store.AgentCount(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	active := func() int {
+		states, err := f.store.RegistryStates(context.Background(), []string{demo.Alpha})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return states[demo.Alpha].Agents.Active
 	}
+	before := active()
 	r := f.router(t, routing.Options{Lookup: f.demoLookup(t)})
 
 	res, err := r.Route(context.Background(), federation.RouteRequest{From: f.senderDID(), To: "did:agentvault:late/comer", Payload: json.RawMessage(`{}`)}, f.token(t, sender))
@@ -57,7 +61,7 @@ func TestRouteLookupOnAgentVaultV1(t *testing.T) {
 	if err != nil || a.Registry != demo.Alpha || a.SourceID != rec.ID {
 		t.Errorf("the agent found was not stored under its card's UUID: %+v, %v", a, err)
 	}
-	if n, _ := f.store.AgentCount(context.Background()); n != before+1 {
+	if n := active(); n != before+1 {
 		t.Errorf("agent count %d after the lookup stored a new agent, want %d", n, before+1)
 	}
 	searched := false
