@@ -3,16 +3,19 @@ package registry
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/federation-gateway/gateway/shared/directory"
@@ -385,20 +388,56 @@ func retryable(parent context.Context, err error) time.Duration {
 	return 0
 }
 
-// transportError names the registry. An error of the outbound guard keeps its code
-// (EINVALID for a refused address) and its cause (outbound.IsRefused still holds); its
-// caller-safe message gains the registry's name, which the sync shows as the registry's
-// last error.
+// transportError names the registry and says what went wrong in a few caller-safe words
+// (see cause): the sync shows it as the registry's last error. An error of the outbound
+// guard keeps its code (EINVALID for a refused address) and its cause (outbound.IsRefused
+// still holds).
 func (g *getter) transportError(attemptCtx context.Context, err error, what string) error {
 	var ferr *federation.Error
 	if errors.As(err, &ferr) {
 		return &federation.Error{Code: ferr.Code, Message: fmt.Sprintf("registry %q: %s: %s", g.registry, what, ferr.Message), Err: ferr.Err}
 	}
-	msg := fmt.Sprintf("registry %q: %s failed", g.registry, what)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(attemptCtx.Err(), context.DeadlineExceeded) {
-		msg = fmt.Sprintf("registry %q: %s timed out", g.registry, what)
+		return federation.Wrap(federation.EUNAVAILABLE, err, fmt.Sprintf("registry %q: %s timed out after %s", g.registry, what, g.opts.RequestTimeout))
 	}
-	return federation.Wrap(federation.EUNAVAILABLE, err, msg)
+	return federation.Wrap(federation.EUNAVAILABLE, err, fmt.Sprintf("registry %q: %s failed: %s", g.registry, what, cause(err)))
+}
+
+// cause names what a transport error is, in words that show no address, host name,
+// header or credential: the request's URL, already named, is all a caller sees of where.
+func cause(err error) string {
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var opErr *net.OpError
+	var recordHeader tls.RecordHeaderError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route to the host"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return "the name does not resolve"
+	case errors.As(err, &dnsErr):
+		return "the name could not be resolved"
+	case errors.As(err, &certErr), errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &invalid):
+		return "its TLS certificate is not trusted"
+	case errors.As(err, &opErr) && opErr.Op == "remote error":
+		// A TLS alert from the registry: its text is the alert's name.
+		return "it refused the TLS handshake (" + opErr.Err.Error() + ")"
+	case errors.As(err, &recordHeader):
+		return "it does not speak TLS"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection closed before the answer was complete"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	}
+	return "the connection failed"
 }
 
 // decodeError is the error of a response that is not the registry's contract.

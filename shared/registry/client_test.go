@@ -209,3 +209,45 @@ func TestBasePath(t *testing.T) {
 		t.Errorf("Cards = %v, want %v", got, f.ids)
 	}
 }
+
+// A registry's last error names the cause in words that show no address beyond the
+// registry's own URL: a refused connection, a timeout, an untrusted certificate, a status.
+func TestErrorCauses(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	slow := newFake(t, 0, false)
+	slow.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
+		<-r.Context().Done()
+		return true
+	}})
+	down := newFake(t, 0, false)
+	down.SetFaults(demo.Faults{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	}})
+	untrusted := httptest.NewTLSServer(http.NotFoundHandler())
+	defer untrusted.Close()
+
+	tests := []struct {
+		name, url, want string
+	}{
+		{"connection refused", closed.URL, "GET /api/v1/agent-cards/ failed: connection refused"},
+		{"timeout", slow.srv.URL, "GET /api/v1/agent-cards/ timed out after 50ms"},
+		{"status", down.srv.URL, "GET /api/v1/agent-cards/: 503 Service Unavailable"},
+		{"untrusted certificate", untrusted.URL, "failed: its TLS certificate is not trusted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := testOptions()
+			opts.Retries, opts.RequestTimeout, opts.Credential = -1, 50*time.Millisecond, "avreg_secret"
+			_, err := newClient(t, avRegistry(tt.url), opts).Fetch(context.Background(), directory.Request{})
+			msg := federation.ErrorMessage(err)
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("message %q, want it to say %q", msg, tt.want)
+			}
+			if strings.Contains(msg, "127.0.0.1") || strings.Contains(msg, "avreg_secret") {
+				t.Errorf("message %q shows an address or the credential", msg)
+			}
+		})
+	}
+}
