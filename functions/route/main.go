@@ -43,9 +43,10 @@ func main() {
 	cursorKey := secrets["CURSOR_KEY_SECRET"]
 
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
-	// One client per outbound purpose: each has its own policy (docs/architecture.md,
+	// One client per outbound purpose (the registries get theirs from NewClients, one more
+	// for a registry with a client certificate): each has its own policy (docs/architecture.md,
 	// "Security model").
-	registries := outbound.NewClient(outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints})
+	registries := outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints}
 	agents := outbound.NewClient(outbound.Options{Purpose: outbound.Agents, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints, Timeout: routing.DeliveryBudget})
 	identifiers := outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: cfg.AWSEndpoints})
 	inline, err := identity.InlineBundles(cfg.TrustDomains)

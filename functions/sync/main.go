@@ -26,11 +26,11 @@ func main() {
 	cfg, awsCfg := config.MustLoad(ctx)
 	log := logs.New(os.Stdout, cfg.LogLevel)
 	sm := secretsmanager.NewFromConfig(awsCfg)
-	httpClient := outbound.NewClient(outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints})
+	registries := outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints}
 	// Bundle endpoints are key material from outside: public https only, in every mode.
 	bundles := identityhttp.NewBundleFetcher(outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: cfg.AWSEndpoints}))
 
-	clients, err := registry.NewClients(ctx, cfg.Registries, httpClient, registry.Options{Concurrency: cfg.Sync.Concurrency},
+	clients, err := registry.NewClients(ctx, cfg.Registries, registries, registry.Options{Concurrency: cfg.Sync.Concurrency},
 		func(ctx context.Context, name string) (string, error) { return config.Secret(ctx, sm, name) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -271,6 +271,9 @@ func Parse(raw []byte) (Document, error) {
 				problems = append(problems, fmt.Sprintf("%s.agents[%d]: %v", where, j, err))
 			}
 		}
+		if r.ClientCertificateSecret != "" && !strings.HasPrefix(r.URL, "https://") && r.Kind != federation.KindA2A {
+			problems = append(problems, where+".client_certificate_secret: a client certificate is presented over https only")
+		}
 		if r.Kind == federation.KindA2A && len(r.Agents) == 0 {
 			problems = append(problems, where+`: an "a2a" registry lists its agents' base URLs in "agents"`)
 		}

@@ -129,6 +129,8 @@ func TestParse(t *testing.T) {
 		{"ftp", `{"registries": [{"id": "a", "url": "ftp://a.example", "kind": "static"}]}`, `scheme "ftp"`},
 		{"a2a without agents", `{"registries": [{"id": "a", "url": "https://a.example", "kind": "a2a"}]}`, `lists its agents`},
 		{"bad agent URL", `{"registries": [{"id": "a", "url": "https://a.example", "kind": "a2a", "agents": ["nope"]}]}`, `agents[0]`},
+		{"mutual TLS", `{"registries": [{"id": "a", "url": "https://a.example", "kind": "agentvault-federation", "client_certificate_secret": "federation-gateway/prod/registries/a/client-certificate"}]}`, ""},
+		{"mutual TLS over http", `{"allow_private_networks": true, "registries": [{"id": "a", "url": "http://a.example", "kind": "agentvault", "client_certificate_secret": "s"}]}`, "over https only"},
 		{"too large", `{"registries": [], "x": "` + strings.Repeat("x", config.MaxDocumentSize) + `"}`, "larger than"},
 	}
 	for _, tt := range tests {
@@ -153,6 +155,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"registries": null}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"registries": [{"id": "a", "url": "https://a.example", "kind": "a2a", "agents": [""]}]}`))
+	f.Add([]byte(`{"registries": [{"id": "a", "url": "https://a.example", "kind": "agentvault-federation", "client_certificate_secret": "federation-gateway/prod/registries/a/client-certificate"}]}`))
+	f.Add([]byte(`{"registries": [{"id": "a", "url": "http://a.example", "kind": "agentvault", "client_certificate_secret": "x"}], "allow_private_networks": true}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		doc, err := config.Parse(raw)
 		if err != nil {
@@ -162,6 +166,9 @@ func FuzzParse(f *testing.F) {
 		for _, r := range doc.Registries {
 			if seen[r.ID] || r.ID == "" || r.URL == "" {
 				t.Fatalf("accepted registry %+v in %q", r, raw)
+			}
+			if r.ClientCertificateSecret != "" && r.Kind != "a2a" && !strings.HasPrefix(r.URL, "https://") {
+				t.Fatalf("accepted a client certificate for a plain http registry: %+v", r)
 			}
 			seen[r.ID] = true
 		}

@@ -24,6 +24,10 @@ type Registry struct {
 	CredentialsSecret string `json:"credentials_secret,omitempty"`
 	// Agents lists the agent base URLs of an "a2a" registry.
 	Agents []string `json:"agents,omitempty"`
+	// ClientCertificateSecret names the Secrets Manager secret holding the client
+	// certificate (its chain and private key, PEM) the gateway presents to a registry
+	// that requires mutual TLS.
+	ClientCertificateSecret string `json:"client_certificate_secret,omitempty"`
 }
 
 // RegistryState is what the sync last recorded of a registry.

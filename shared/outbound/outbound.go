@@ -85,6 +85,9 @@ type Options struct {
 	MaxRedirects int
 	// RootCAs are the certificate authorities trusted for https; nil means the system's.
 	RootCAs *x509.CertPool
+	// ClientCertificates are presented to a server that asks for one: a registry that
+	// requires mutual TLS. The policy applies as to any other connection.
+	ClientCertificates []tls.Certificate
 	// Network resolves names and dials for the client; nil means the system's. Tests use
 	// one to give a public name to a loopback test server: the guard checks every address
 	// it resolves to before dialling, so it cannot open what the policy closes.
@@ -133,8 +136,8 @@ func NewClient(opts Options) *http.Client {
 		g.network = systemNetwork{&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}}
 	}
 	var tlsConfig *tls.Config
-	if opts.RootCAs != nil {
-		tlsConfig = &tls.Config{RootCAs: opts.RootCAs}
+	if opts.RootCAs != nil || len(opts.ClientCertificates) > 0 {
+		tlsConfig = &tls.Config{RootCAs: opts.RootCAs, Certificates: opts.ClientCertificates}
 	}
 	transport := &http.Transport{
 		Proxy:                 nil,

@@ -1,9 +1,17 @@
 package registry
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 )
 
 // The fuzz targets feed the response decoders arbitrary bytes: a registry is outside the
@@ -112,6 +120,75 @@ func FuzzDecodeStatic(f *testing.F) {
 			if ids.names("") {
 				t.Fatalf("%q names the empty DID", raw)
 			}
+		}
+	})
+}
+
+func FuzzDecodeCardIDs(f *testing.F) {
+	for _, seed := range []string{
+		`{"humanReadableId": "acme/one", "id": "x", "did": "did:key:z6Mk", "name": "One"}`,
+		`{"humanReadableId": 7, "id": null, "did": ["x"], "name": {"a": 1}}`,
+		`{"humanReadableId": "  ", "name": ""}`,
+		`{}`,
+	} {
+		f.Add([]byte(seed), "did:agentvault:acme/one")
+	}
+	f.Fuzz(func(t *testing.T, body []byte, did string) {
+		ids, err := decodeCardIDs(body)
+		if err != nil {
+			return
+		}
+		if id, err := ids.staticSourceID(); err == nil && strings.TrimSpace(id) == "" {
+			t.Fatalf("blank source ID from %q", body)
+		}
+		if ids.names(did) && did != ids.DID && did != agentVaultDID+ids.HumanReadableID {
+			t.Fatalf("%+v names %q", ids, did)
+		}
+	})
+}
+
+// FuzzParseClientCertificate feeds the parser of a registry's client certificate secret
+// arbitrary text: whatever an operator pastes into the secret must not crash a function
+// at start, and no error may show the secret.
+func FuzzParseClientCertificate(f *testing.F) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	cert := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	ecKey := string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	for _, seed := range []string{
+		cert + ecKey,
+		ecKey + cert,
+		cert,
+		ecKey,
+		cert[:len(cert)/2],
+		"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n" + ecKey,
+		"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" + cert,
+		"not a pem",
+		"",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, secret string) {
+		c, err := ParseClientCertificate(secret)
+		if err != nil {
+			if len(secret) >= 16 && strings.Contains(err.Error(), secret) {
+				t.Fatalf("the error shows the secret: %v", err)
+			}
+			return
+		}
+		if len(c.Certificate) == 0 || c.PrivateKey == nil {
+			t.Fatalf("accepted %q without a certificate and a key", secret)
 		}
 	})
 }

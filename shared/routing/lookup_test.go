@@ -24,7 +24,7 @@ func (f *fixture) demoLookup(t *testing.T) func(context.Context, string) (federa
 	if err != nil {
 		t.Fatal(err)
 	}
-	sources, err := registry.NewClients(context.Background(), doc.Registries, outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 5 * time.Second}),
+	sources, err := registry.NewClients(context.Background(), doc.Registries, outbound.Options{AllowPrivate: true, Timeout: 5 * time.Second},
 		registry.Options{Retries: -1}, nil)
 	if err != nil {
 		t.Fatal(err)
