@@ -26,7 +26,7 @@ func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 func TestHandler(t *testing.T) {
 	registries := []federation.Registry{{ID: "alpha", URL: "https://a.example", Kind: federation.KindAgentVault}}
 	goodStore := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
-	if err := goodStore.RecordRegistryState(context.Background(), federation.RegistryState{ID: "alpha", Healthy: true, Agents: federation.AgentCounts{Active: 3, Stale: 1}}); err != nil {
+	if err := goodStore.SaveSyncState(context.Background(), directory.SyncState{RegistryState: federation.RegistryState{ID: "alpha", Healthy: true, Agents: federation.AgentCounts{Active: 3, Stale: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	brokenStore := dynamo.NewStore(localtest.DynamoDB(t), "status-test-no-such-table")

@@ -34,7 +34,7 @@ func TestStatus(t *testing.T) {
 		{ID: "alpha", Healthy: true, LastSync: synced, Agents: federation.AgentCounts{Active: 7, Gone: 1}},
 		{ID: "beta", Healthy: true, LastSync: synced, Agents: federation.AgentCounts{Active: 5}},
 	} {
-		if err := store.RecordRegistryState(ctx, st); err != nil {
+		if err := store.SaveSyncState(ctx, directory.SyncState{RegistryState: st}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -48,8 +48,8 @@ func TestStatus(t *testing.T) {
 	}
 
 	// A failing registry's agents, once stale, are no longer counted as its agents.
-	if err := store.RecordRegistryState(ctx, federation.RegistryState{ID: "beta", LastSync: synced, LastError: "503", ConsecutiveFailures: 3,
-		Agents: federation.AgentCounts{Stale: 5}, Problems: []string{"card x deferred"}}); err != nil {
+	if err := store.SaveSyncState(ctx, directory.SyncState{RegistryState: federation.RegistryState{ID: "beta", LastSync: synced, LastError: "503", ConsecutiveFailures: 3,
+		Agents: federation.AgentCounts{Stale: 5}, Problems: []string{"card x deferred"}}}); err != nil {
 		t.Fatal(err)
 	}
 	s, err = r.Status(ctx)

@@ -175,14 +175,6 @@ func integer(item map[string]types.AttributeValue, name string) int {
 	return 0
 }
 
-// RecordRegistryState stores what a sync run learnt of a registry.
-func (s *Store) RecordRegistryState(ctx context.Context, st federation.RegistryState) error {
-	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: registryItem(st)}); err != nil {
-		return fmt.Errorf("record registry %s: %w", st.ID, translate(err))
-	}
-	return nil
-}
-
 func registryItem(st federation.RegistryState) map[string]types.AttributeValue {
 	item := key(registryPrefix+st.ID, skMeta)
 	item["registry_id"] = sv(st.ID)

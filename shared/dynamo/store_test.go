@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
 )
@@ -28,7 +29,7 @@ func TestRegistryStatesRoundTrip(t *testing.T) {
 			Skipped: 2, Problems: []string{"card x: card_data is not a JSON object", "and 4 more problems"}},
 	}
 	for _, st := range want {
-		if err := s.RecordRegistryState(ctx, st); err != nil {
+		if err := s.SaveSyncState(ctx, directory.SyncState{RegistryState: st}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,7 +59,7 @@ func TestRegistryStatesOverOneBatch(t *testing.T) {
 		id := fmt.Sprintf("r%03d", i)
 		ids = append(ids, id)
 		if i%2 == 0 {
-			if err := s.RecordRegistryState(ctx, federation.RegistryState{ID: id, Healthy: true, Agents: federation.AgentCounts{Active: i}}); err != nil {
+			if err := s.SaveSyncState(ctx, directory.SyncState{RegistryState: federation.RegistryState{ID: id, Healthy: true, Agents: federation.AgentCounts{Active: i}}}); err != nil {
 				t.Fatal(err)
 			}
 		}

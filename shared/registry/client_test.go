@@ -3,6 +3,8 @@ package registry_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -225,21 +227,27 @@ func TestErrorCauses(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return true
 	}})
-	untrusted := httptest.NewTLSServer(http.NotFoundHandler())
+	untrusted := httptest.NewUnstartedServer(http.NotFoundHandler())
+	untrusted.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake errors are the point
+	untrusted.StartTLS()
 	defer untrusted.Close()
 
 	tests := []struct {
 		name, url, want string
+		timeout         time.Duration
 	}{
-		{"connection refused", closed.URL, "GET /api/v1/agent-cards/ failed: connection refused"},
-		{"timeout", slow.srv.URL, "GET /api/v1/agent-cards/ timed out after 50ms"},
-		{"status", down.srv.URL, "GET /api/v1/agent-cards/: 503 Service Unavailable"},
-		{"untrusted certificate", untrusted.URL, "failed: its TLS certificate is not trusted"},
+		{"connection refused", closed.URL, "GET /api/v1/agent-cards/ failed: connection refused", 0},
+		{"timeout", slow.srv.URL, "GET /api/v1/agent-cards/ timed out after 50ms", 50 * time.Millisecond},
+		{"status", down.srv.URL, "GET /api/v1/agent-cards/: 503 Service Unavailable", 0},
+		{"untrusted certificate", untrusted.URL, "failed: its TLS certificate is not trusted", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			opts := testOptions()
-			opts.Retries, opts.RequestTimeout, opts.Credential = -1, 50*time.Millisecond, "avreg_secret"
+			opts.Retries, opts.Credential = -1, "avreg_secret"
+			if tt.timeout > 0 {
+				opts.RequestTimeout = tt.timeout
+			}
 			_, err := newClient(t, avRegistry(tt.url), opts).Fetch(context.Background(), directory.Request{})
 			msg := federation.ErrorMessage(err)
 			if !strings.Contains(msg, tt.want) {

@@ -12,11 +12,11 @@ import (
 // holds at most 64 KB, and a certificate chain with its key is a few KB.
 const maxCertificateSecret = 64 << 10
 
-// ParseClientCertificate reads a client certificate as a registry's secret holds it: PEM
+// parseClientCertificate reads a client certificate as a registry's secret holds it: PEM
 // blocks, the certificate first, then any intermediate certificates of its chain, and its
 // private key (PKCS #8, PKCS #1 or SEC 1), in any order relative to the certificates. The
 // errors say what is wrong without showing any of the secret.
-func ParseClientCertificate(secret string) (tls.Certificate, error) {
+func parseClientCertificate(secret string) (tls.Certificate, error) {
 	if len(secret) > maxCertificateSecret {
 		return tls.Certificate{}, fmt.Errorf("the client certificate secret is larger than %d KB", maxCertificateSecret>>10)
 	}

@@ -35,7 +35,7 @@ func NewClients(ctx context.Context, regs []federation.Registry, network outboun
 			if err != nil {
 				return nil, fmt.Errorf("registry %s: %w", reg.ID, err)
 			}
-			cert, err := ParseClientCertificate(pem)
+			cert, err := parseClientCertificate(pem)
 			if err != nil {
 				return nil, fmt.Errorf("registry %s: secret %s: %w", reg.ID, reg.ClientCertificateSecret, err)
 			}

@@ -180,7 +180,7 @@ func FuzzParseClientCertificate(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, secret string) {
-		c, err := ParseClientCertificate(secret)
+		c, err := parseClientCertificate(secret)
 		if err != nil {
 			if len(secret) >= 16 && strings.Contains(err.Error(), secret) {
 				t.Fatalf("the error shows the secret: %v", err)

@@ -1,0 +1,4 @@
+package registry
+
+// ParseClientCertificate exports parseClientCertificate to the package's external tests.
+var ParseClientCertificate = parseClientCertificate
