@@ -48,6 +48,7 @@ lint: vet staticcheck template-lint ## go vet, staticcheck, cfn-lint and sam val
 
 vet:
 	$(GO) vet ./...
+	@if $(GO) list -deps ./functions/... | grep -qx net/http/httptest; then echo "a function links net/http/httptest (test code only)"; exit 1; fi
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
