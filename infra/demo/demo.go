@@ -8,10 +8,12 @@
 // Federation.StopRegistry takes a registry down and StartRegistry brings it back at the
 // same URL.
 //
-// The registries speak the real contracts (DESIGN §6) with their limits: v1 pages of at
-// most 250, inactive cards hidden unless active_only=false, 422 for a bad parameter or a
-// card ID that is not a UUID, 404 for an unknown one; v2 returns the cards changed after
-// `since` (strictly), oldest change first, at most 1000, inactive ones included.
+// The registries speak the real contracts (docs/architecture.md, "External contracts")
+// with their limits: v1 pages of at most 250, search in names and descriptions, inactive
+// cards hidden unless active_only=false, 422 for a bad parameter or a card ID that is not
+// a UUID, 404 for an unknown one; v2 returns the cards changed after `since` (strictly),
+// oldest change first, at most 1000, inactive ones included. The registry tests run
+// against the same registries, with Faults for the ways real ones misbehave.
 package demo
 
 import (
