@@ -212,7 +212,7 @@ func (d *Discoverer) facetCounts(ctx context.Context, keys []string) (map[string
 		d.counts[k] = n
 	}
 	d.mu.Unlock()
-	return counts, 1, nil
+	return counts, len(d.registries), nil // one item per registry
 }
 
 func (d *Discoverer) validate(q Query) (Query, error) {

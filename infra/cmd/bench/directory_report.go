@@ -22,7 +22,8 @@ local endpoint; each registry synced once, then again after none, 1 %% and all o
   agent writes  all writes − the %d every run makes: the lease, the registry's sync state, the lease's release;
                 goal for a resync: ≤ 1 item per changed card
   per card      agent writes per changed card; the first sync writes each agent's record, one discovery index
-                entry per filter value, and the directory's counters (agent count, facet counts)
+                entry per filter value, and removes the mark that covers them (an UpdateItem), and
+                the registry's counts (its state, its facet counts)
   items read    items DynamoDB returned to GetItem, BatchGetItem and Query (no goal)
   requests      registry HTTP requests: listing pages + card documents
   duration      wall time against the emulator, which is no model of DynamoDB's speed
@@ -134,7 +135,7 @@ func discoveryTable(w io.Writer, res directoryResults) {
 			}
 		}
 	}
-	fmt.Fprintln(w, "(a first page also reads 1 item, the facet counts, to choose the index: each query has a fresh Discoverer, as a cold\n function would; a warm one reuses the counts for a minute)")
+	fmt.Fprintln(w, "(a first page also reads the facet counts, one item per registry, to choose the index: each query has a fresh\n Discoverer, as a cold function would; a warm one reuses the counts for a minute)")
 }
 
 // requestGoal is the most registry requests a sync should make: for AgentVault v1 every
