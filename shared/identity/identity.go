@@ -154,6 +154,39 @@ func (v *Verifier) Verify(ctx context.Context, c federation.Credential) (federat
 	}
 }
 
+// Replay is the claim a verified credential's replay key needs before the credential is
+// acted on: its key, accepted once, and until when the claim must last. VerifyUnclaimed
+// returns it unmade, for a caller that makes it in a write of its own (routing claims it
+// in the same transaction that admits the message). A zero Replay (a bare X.509 chain)
+// has nothing to claim.
+type Replay struct {
+	Key   string
+	Until time.Time
+}
+
+// VerifyUnclaimed verifies c as Verify does, but leaves its replay key unclaimed and
+// returns it: the caller must claim it (ReplayGuard.Claim, or a write that makes the
+// same conditional claim) before it acts on the credential or answers the request, and
+// must treat the key's claim failing as "replayed jti". Errors: as Verify's.
+func (v *Verifier) VerifyUnclaimed(ctx context.Context, c federation.Credential) (federation.Identity, Replay, error) {
+	deferred := &deferredGuard{}
+	w := *v // a shallow copy: the same caches and sources, another replay guard
+	w.replay = deferred
+	id, err := w.Verify(ctx, c)
+	if err != nil {
+		return federation.Identity{}, Replay{}, err
+	}
+	return id, deferred.claim, nil
+}
+
+// deferredGuard records the claim a verification would make instead of making it.
+type deferredGuard struct{ claim Replay }
+
+func (g *deferredGuard) Claim(_ context.Context, key string, until time.Time) error {
+	g.claim = Replay{Key: key, Until: until}
+	return nil
+}
+
 // deny is a verification failure: reason is shown to the caller, cause only logged.
 func deny(reason string, cause error) error {
 	if cause == nil {
