@@ -43,25 +43,13 @@ type ReplayGuard struct {
 // ReplayGuard returns the table's ReplayGuard.
 func (s *Store) ReplayGuard() ReplayGuard { return ReplayGuard{s: s} }
 
-// Claim implements identity.ReplayGuard with a conditional put. The ID is hashed: it is
-// built from caller-chosen values of any length. A claim past its expiry that TTL has not
-// yet deleted (TTL runs within days, not seconds) does not block a new one.
+// Claim implements identity.ReplayGuard with a conditional put.
 func (g ReplayGuard) Claim(ctx context.Context, id string, until time.Time) error {
-	s, now := g.s, time.Now
+	now := time.Now
 	if g.Now != nil {
 		now = g.Now
 	}
-	sum := sha256.Sum256([]byte(id))
-	item := key(jtiPrefix+hex.EncodeToString(sum[:]), skJTI)
-	// Rounded up, so the claim never ends before until.
-	expires := until.Add(time.Second - 1).Unix()
-	item["expires_at"] = nv(expires)
-	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 aws.String(s.table),
-		Item:                      item,
-		ConditionExpression:       aws.String("attribute_not_exists(PK) OR expires_at < :now"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": nv(now().Unix())},
-	})
+	_, err := g.s.db.PutItem(ctx, putItem(g.s.replayPut(id, until, now())))
 	if err != nil {
 		err = translate(err)
 		if federation.ErrorCode(err) == federation.ECONFLICT {
@@ -70,6 +58,31 @@ func (g ReplayGuard) Claim(ctx context.Context, id string, until time.Time) erro
 		return fmt.Errorf("claim jti: %w", err)
 	}
 	return nil
+}
+
+// replayPut is the conditional put that claims a JWT ID until a time, alone (Claim) or in
+// a transaction (Admit). The ID is hashed: it is built from caller-chosen values of any
+// length. A claim past its expiry that TTL has not yet deleted (TTL runs within days, not
+// seconds) does not block a new one.
+func (s *Store) replayPut(id string, until, now time.Time) *types.Put {
+	sum := sha256.Sum256([]byte(id))
+	item := key(jtiPrefix+hex.EncodeToString(sum[:]), skJTI)
+	// Rounded up, so the claim never ends before until.
+	item["expires_at"] = nv(until.Add(time.Second - 1).Unix())
+	return &types.Put{
+		TableName:                 aws.String(s.table),
+		Item:                      item,
+		ConditionExpression:       aws.String("attribute_not_exists(PK) OR expires_at < :now"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": nv(now.Unix())},
+	}
+}
+
+// putItem is the PutItem request of a transaction's put.
+func putItem(p *types.Put) *dynamodb.PutItemInput {
+	return &dynamodb.PutItemInput{
+		TableName: p.TableName, Item: p.Item, ConditionExpression: p.ConditionExpression,
+		ExpressionAttributeNames: p.ExpressionAttributeNames, ExpressionAttributeValues: p.ExpressionAttributeValues,
+	}
 }
 
 // PutBundle implements identity.BundleStore: the condition keeps the sequence from going

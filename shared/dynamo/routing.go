@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,15 +15,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/routing"
 )
 
-// Items of routing (docs/architecture.md, "The table"):
+// Items of routing (docs/architecture.md, "The table" and "Hot keys and scaling limits"):
 //
-//	MSG#<sender>#<id>           DELIVERY  the sender's message ID: its claim and delivery record, TTL 1 day
-//	RATE#agent#<did>#<minute>   COUNT     messages of a sender in a minute, TTL 1 hour
-//	RATE#global#<minute>        COUNT     messages of everyone in a minute
-//	LEDGER#<sender>#<id>        0001      the routing fee of a delivery, append-only
+//	MSG#<sender>#<id>                   DELIVERY  the sender's message ID: its claim and delivery record, TTL 1 day
+//	RATE#agent#<did>#<minute>           COUNT     messages of a sender in a minute, TTL 1 hour
+//	RATE#global#<minute>#<shard>        COUNT     one shard of the messages of everyone in a minute, TTL 1 hour
+//	LEDGER#<sender>#<id>                0001      the routing fee of a delivery, append-only
+//	JTI#<sha256 of the key>             JTI       a credential's jti, claimed by the admission (identity.go)
+//	AGENT#<did>                         ROUTE     the sender's record, which the admission checks, not writes
 //
 // <sender> is senderScope of the sender's DID: message IDs are the sender's own, so one
 // agent's ID never collides with (or squats) another's.
@@ -32,6 +37,9 @@ const (
 	skCount      = "COUNT"
 	ledgerPrefix = "LEDGER#"
 	deliveryTTL  = 24 * time.Hour
+	// maxConflictRetries bounds the retries of an admission that collided with another
+	// transaction on one of its items (a counter, mostly): past it the item is too hot.
+	maxConflictRetries = 3
 )
 
 var _ routing.Store = (*Store)(nil)
@@ -44,15 +52,86 @@ func messageKey(from, id string) string {
 	return hex.EncodeToString(sum[:16]) + "#" + id
 }
 
-// Admit implements routing.Store with one transaction of three conditional writes. A
-// failed delivery's claim may be taken again.
+// admission is the transaction of an admission: its items, and the cause each one's
+// failed condition means.
+type admission struct {
+	items  []types.TransactWriteItem
+	causes []error
+}
+
+// Admit implements routing.Store with one transaction: the jti's claim, a condition on
+// the sender's record, the message's claim and the two counters, in that order, which is
+// also the precedence of their failures.
 func (s *Store) Admit(ctx context.Context, a routing.Admission) (routing.Claim, error) {
-	minute := a.Minute.UTC().Format("200601021504")
-	expires := nv(a.Minute.Add(time.Hour).Unix())
+	if a.N > a.AgentLimit || a.N > a.GlobalShardLimit {
+		return routing.Claim{}, federation.Wrap(federation.ERATELIMITED, routing.ErrShardFull, fmt.Sprintf("%d messages are more than a minute's limit", a.N))
+	}
+	tx := s.admission(a, time.Now())
+	for attempt := 0; ; attempt++ {
+		_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx.items})
+		if err == nil {
+			return routing.Claim{MessageID: a.MessageID, ContentHash: a.ContentHash, From: a.From, To: a.To, Status: routing.ClaimPending}, nil
+		}
+		var canceled *types.TransactionCanceledException
+		if !errors.As(err, &canceled) {
+			return routing.Claim{}, fmt.Errorf("admit %s: %w", a.MessageID, translate(err))
+		}
+		// The reasons come in the order of the items. AWS says "None" for an item that
+		// did not fail; the local emulator says "".
+		conflict := false
+		for i, r := range canceled.CancellationReasons {
+			switch aws.ToString(r.Code) {
+			case "ConditionalCheckFailed":
+				if i < len(tx.causes) {
+					return routing.Claim{}, admissionError(tx.causes[i], a)
+				}
+			case "TransactionConflict":
+				conflict = true
+			}
+		}
+		if !conflict || attempt == maxConflictRetries {
+			return routing.Claim{}, federation.Wrap(federation.EUNAVAILABLE, err, "the gateway is busy; try again")
+		}
+		if err := sleep(ctx, time.Duration(5<<attempt+rand.IntN(10))*time.Millisecond); err != nil {
+			return routing.Claim{}, err
+		}
+	}
+}
+
+// admission builds the transaction of a.
+func (s *Store) admission(a routing.Admission, now time.Time) admission {
+	var tx admission
+	add := func(item types.TransactWriteItem, cause error) {
+		tx.items, tx.causes = append(tx.items, item), append(tx.causes, cause)
+	}
+	if a.Replay.Key != "" {
+		add(types.TransactWriteItem{Put: s.replayPut(a.Replay.Key, a.Replay.Until, now)}, routing.ErrReplayed)
+	}
+	if a.Sender.Registry != "" {
+		cond := "#status = :active AND registry = :registry"
+		vals := map[string]types.AttributeValue{":active": sv(federation.StatusActive), ":registry": sv(a.Sender.Registry)}
+		if a.Sender.Identity != "" {
+			cond += " AND contains(identities, :identity)"
+			vals[":identity"] = sv(a.Sender.Identity)
+		}
+		add(types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+			TableName: aws.String(s.table), Key: key(agentPrefix+a.From, skRoute), ConditionExpression: aws.String(cond),
+			ExpressionAttributeNames: map[string]string{"#status": "status"}, ExpressionAttributeValues: vals,
+		}}, routing.ErrSenderChanged)
+	}
 	claim := key(msgPrefix+messageKey(a.From, a.MessageID), skDelivery)
 	claim["content_hash"], claim["from"], claim["to"] = sv(a.ContentHash), sv(a.From), sv(a.To)
-	claim["status"], claim["claimed_at"] = sv(routing.ClaimPending), sv(time.Now().UTC().Format(time.RFC3339Nano))
-	claim["expires_at"] = nv(time.Now().Add(deliveryTTL).Unix())
+	claim["status"], claim["claimed_at"] = sv(routing.ClaimPending), sv(now.UTC().Format(time.RFC3339Nano))
+	claim["expires_at"] = nv(now.Add(deliveryTTL).Unix())
+	add(types.TransactWriteItem{Put: &types.Put{
+		TableName: aws.String(s.table), Item: claim,
+		ConditionExpression:       aws.String("attribute_not_exists(PK) OR (#status = :failed AND content_hash = :h)"),
+		ExpressionAttributeNames:  map[string]string{"#status": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":failed": sv(routing.ClaimFailed), ":h": sv(a.ContentHash)},
+	}}, routing.ErrClaimed)
+
+	minute := a.Minute.UTC().Format("200601021504")
+	expires := nv(a.Minute.Add(time.Hour).Unix())
 	counter := func(pk string, limit int) types.TransactWriteItem {
 		return types.TransactWriteItem{Update: &types.Update{
 			TableName:           aws.String(s.table),
@@ -64,39 +143,37 @@ func (s *Store) Admit(ctx context.Context, a routing.Admission) (routing.Claim, 
 			},
 		}}
 	}
-	if a.N > a.AgentLimit || a.N > a.GlobalLimit {
-		return routing.Claim{}, federation.Errorf(federation.ERATELIMITED, "%d messages are more than a minute's limit", a.N)
+	add(counter(ratePrefix+"agent#"+a.From+"#"+minute, a.AgentLimit), routing.ErrAgentLimit)
+	add(counter(ratePrefix+"global#"+minute+"#"+strconv.Itoa(a.GlobalShard), a.GlobalShardLimit), routing.ErrShardFull)
+	return tx
+}
+
+// admissionError is the domain error of an admission whose item of cause failed its
+// condition.
+func admissionError(cause error, a routing.Admission) error {
+	switch cause {
+	case routing.ErrReplayed:
+		return federation.Wrap(federation.EUNAUTHORIZED, cause, "replayed jti")
+	case routing.ErrSenderChanged:
+		return federation.Wrap(federation.EFORBIDDEN, cause, fmt.Sprintf("%s is no longer an active agent of registry %s", a.From, a.Sender.Registry))
+	case routing.ErrClaimed:
+		return federation.Wrap(federation.ECONFLICT, cause, fmt.Sprintf("message %s is claimed", a.MessageID))
+	case routing.ErrAgentLimit:
+		return federation.Wrap(federation.ERATELIMITED, cause, fmt.Sprintf("%s reached its limit of %d messages a minute", a.From, a.AgentLimit))
+	default:
+		return federation.Wrap(federation.ERATELIMITED, cause, "the shard of the global limit is full")
 	}
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Put: &types.Put{
-			TableName: aws.String(s.table), Item: claim,
-			ConditionExpression:       aws.String("attribute_not_exists(PK) OR (#status = :failed AND content_hash = :h)"),
-			ExpressionAttributeNames:  map[string]string{"#status": "status"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":failed": sv(routing.ClaimFailed), ":h": sv(a.ContentHash)},
-		}},
-		counter(ratePrefix+"agent#"+a.From+"#"+minute, a.AgentLimit),
-		counter(ratePrefix+"global#"+minute, a.GlobalLimit),
-	}})
-	var canceled *types.TransactionCanceledException
-	if errors.As(err, &canceled) {
-		// The reasons come in the order of the items. AWS says "None" for an item that
-		// did not fail; the local emulator says "".
-		failed := func(i int) bool {
-			return i < len(canceled.CancellationReasons) && aws.ToString(canceled.CancellationReasons[i].Code) == "ConditionalCheckFailed"
+}
+
+// ClaimReplay implements routing.Store with the conditional put of ReplayGuard.Claim.
+func (s *Store) ClaimReplay(ctx context.Context, r identity.Replay) error {
+	if _, err := s.db.PutItem(ctx, putItem(s.replayPut(r.Key, r.Until, time.Now()))); err != nil {
+		if err = translate(err); federation.ErrorCode(err) == federation.ECONFLICT {
+			return federation.Wrap(federation.EUNAUTHORIZED, routing.ErrReplayed, "replayed jti")
 		}
-		switch {
-		case failed(0):
-			return routing.Claim{}, federation.Errorf(federation.ECONFLICT, "message %s is claimed", a.MessageID)
-		case failed(1):
-			return routing.Claim{}, federation.Errorf(federation.ERATELIMITED, "%s reached its limit of %d messages a minute", a.From, a.AgentLimit)
-		case failed(2):
-			return routing.Claim{}, federation.Errorf(federation.ERATELIMITED, "the gateway reached its limit of %d messages a minute", a.GlobalLimit)
-		}
+		return fmt.Errorf("claim jti: %w", err)
 	}
-	if err != nil {
-		return routing.Claim{}, fmt.Errorf("admit %s: %w", a.MessageID, translate(err))
-	}
-	return routing.Claim{MessageID: a.MessageID, ContentHash: a.ContentHash, From: a.From, To: a.To, Status: routing.ClaimPending}, nil
+	return nil
 }
 
 // Claim implements routing.Store.

@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -107,19 +108,31 @@ func (r *Router) Broadcast(ctx context.Context, d Discoverer, req BroadcastReque
 		return BroadcastResult{}, federation.Errorf(federation.EINVALID,
 			`name the recipients in criteria (service_type, capability, tag, registry, q), or send "all": true to reach every agent`)
 	}
-	id, err := r.verify(ctx, cred)
+	c, err := r.verify(ctx, cred)
 	if err != nil {
 		return BroadcastResult{}, err
 	}
 	if from == "" {
-		req.From = id.Subject
+		req.From = c.id.Subject
 	}
+	// A broadcast is no critical path: its credential is claimed at once, alone, before
+	// anything is searched for.
+	if err := r.claimReplay(ctx, c); err != nil {
+		return BroadcastResult{}, err
+	}
+	return r.broadcast(ctx, d, req, c)
+}
+
+// broadcast is Broadcast once the caller is verified.
+func (r *Router) broadcast(ctx context.Context, d Discoverer, req BroadcastRequest, c *caller) (BroadcastResult, error) {
+	// The sender's record is read past the cache: its recipients are searched for only
+	// once it is authorized on a fresh record.
 	agents, err := r.store.Agents(ctx, []string{req.From})
 	if err != nil {
 		return BroadcastResult{}, fmt.Errorf("broadcast: %w", err)
 	}
 	sender := find(agents, req.From)
-	if err := authorizeSender(id, req.From, "", sender); err != nil {
+	if err := authorizeSender(c.id, req.From, "", sender); err != nil {
 		return BroadcastResult{}, err
 	}
 
@@ -145,11 +158,13 @@ func (r *Router) Broadcast(ctx context.Context, d Discoverer, req BroadcastReque
 	if err != nil {
 		return BroadcastResult{}, err
 	}
-	now := r.now()
-	claim, err := r.store.Admit(ctx, Admission{
+	claim, err := r.admit(ctx, c, Admission{
 		MessageID: res.BroadcastID, ContentHash: hash, From: req.From, To: "broadcast", N: len(allowed),
-		AgentLimit: r.opts.AgentRate, GlobalLimit: r.opts.GlobalRate, Minute: now.Truncate(time.Minute),
+		Sender: assertion(c.id, sender), AgentLimit: r.opts.AgentRate, Minute: r.now().Truncate(time.Minute),
 	})
+	if errors.Is(err, ErrSenderChanged) {
+		return BroadcastResult{}, federation.Wrap(federation.EUNAVAILABLE, err, "the sender's directory record changed while the broadcast was prepared; try again")
+	}
 	if err != nil {
 		return BroadcastResult{}, err
 	}
@@ -166,7 +181,7 @@ func (r *Router) Broadcast(ctx context.Context, d Discoverer, req BroadcastReque
 			defer cancel()
 			_, err := r.deliverer.Deliver(dctx, t.Endpoint, Message{
 				ID: res.BroadcastID + ":" + t.DID, From: req.From, To: t.DID, SourceRegistry: sender.Registry, TargetRegistry: t.Registry,
-				Payload: req.Payload, VerifiedBy: id,
+				Payload: req.Payload, VerifiedBy: c.id,
 			})
 			mu.Lock()
 			defer mu.Unlock()

@@ -8,6 +8,14 @@
 // source_registry in the request is only an assertion, checked against it, and never
 // signed as given. Nothing is counted against a rate limit or claimed before the sender
 // is authorized, so an unregistered caller cannot spend the federation's budget.
+//
+// What a routed message costs the table (docs/architecture.md, "Hot keys and scaling
+// limits"): one transaction before the delivery and one after it. The first claims the
+// credential's jti and the message ID, counts the rate limits, and asserts that the
+// sender's directory record still is what the Router authorized (active, its registry,
+// the identity bound), so that the parties' records can come from a short-lived cache
+// without a changed record ever letting a message through. The global limit is counted
+// in shards (GlobalShards), so that no single item bounds it.
 package routing
 
 import (
@@ -15,6 +23,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -26,6 +35,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/identity"
 )
 
 // Limits and defaults.
@@ -42,8 +52,10 @@ const (
 
 // Verifier verifies a caller's credential; *identity.Verifier is one.
 type Verifier interface {
-	// Verify returns the verified identity. Errors: EUNAUTHORIZED with the reason.
-	Verify(ctx context.Context, cred federation.Credential) (federation.Identity, error)
+	// VerifyUnclaimed returns the verified identity and the replay claim its credential
+	// needs, unmade: the Router makes it in the transaction that admits the message, or
+	// alone when the request admits none. Errors: EUNAUTHORIZED with the reason.
+	VerifyUnclaimed(ctx context.Context, cred federation.Credential) (federation.Identity, identity.Replay, error)
 }
 
 // Deliverer sends a message to an agent's A2A endpoint.
@@ -69,12 +81,19 @@ type Message struct {
 type Store interface {
 	// Agents returns the records of those DIDs that exist, in one read.
 	Agents(ctx context.Context, dids []string) ([]federation.Agent, error)
-	// Admit claims a message ID of the sender and counts n messages against the
-	// sender's and the global limits of the current minute, all or nothing. A message ID
-	// is the sender's own: another sender's use of the same ID is another claim. Errors:
-	// ECONFLICT when the sender claimed the ID before (Claim says how); ERATELIMITED when
-	// a limit is reached.
+	// Admit admits a message, all or nothing, in one write: it claims the credential's
+	// replay key (when a.Replay has one), asserts that the sender's directory record is
+	// as a.Sender says, claims the sender's message ID, and counts a.N messages against
+	// the sender's limit and against one shard of the global limit, of the current
+	// minute. A message ID is the sender's own: another sender's use of the same ID is
+	// another claim. A failed delivery's claim may be taken again. Errors wrap, in this
+	// order of precedence, ErrReplayed (EUNAUTHORIZED), ErrSenderChanged (EFORBIDDEN),
+	// ErrClaimed (ECONFLICT), ErrAgentLimit or ErrShardFull (ERATELIMITED); EUNAVAILABLE
+	// when the table is busy.
 	Admit(ctx context.Context, a Admission) (Claim, error)
+	// ClaimReplay claims a credential's replay key alone, for a request that admits no
+	// message. Errors: ErrReplayed (EUNAUTHORIZED).
+	ClaimReplay(ctx context.Context, r identity.Replay) error
 	// Claim reads the record of a sender's message ID. Errors: ENOTFOUND.
 	Claim(ctx context.Context, from, id string) (Claim, error)
 	// Complete records a delivery's outcome and, for a delivered one, its fee in the
@@ -82,15 +101,40 @@ type Store interface {
 	Complete(ctx context.Context, c Claim) error
 }
 
+// The causes a Store's Admit and ClaimReplay wrap in their errors, so that the Router
+// knows which of the admission's conditions failed.
+var (
+	ErrReplayed      = errors.New("the credential's jti is claimed")
+	ErrSenderChanged = errors.New("the sender's directory record is not as asserted")
+	ErrClaimed       = errors.New("the sender's message ID is claimed")
+	ErrAgentLimit    = errors.New("the sender's limit of the minute is reached")
+	ErrShardFull     = errors.New("the shard of the global limit is full")
+)
+
 // Admission is what Admit writes.
 type Admission struct {
 	MessageID   string
 	ContentHash string
 	From, To    string
 	N           int // messages counted against the limits (a broadcast counts each)
-	AgentLimit  int
-	GlobalLimit int
-	Minute      time.Time
+	// Replay is the credential's replay claim, made in the same write; zero for none.
+	Replay identity.Replay
+	// Sender is what the write asserts of the sender's directory record.
+	Sender     SenderAssertion
+	AgentLimit int
+	// GlobalShard is the shard of the global counter that counts the messages, and
+	// GlobalShardLimit that shard's part of the global limit.
+	GlobalShard      int
+	GlobalShardLimit int
+	Minute           time.Time
+}
+
+// SenderAssertion is what an admission asserts of the sender's directory record, in its
+// own write: the record is active and of Registry and, when Identity is set (the caller
+// is not the sender's own DID), declares Identity.
+type SenderAssertion struct {
+	Registry string
+	Identity string
 }
 
 // Claim is the record of a message ID.
@@ -117,7 +161,10 @@ type Options struct {
 	Allow      []string // "from->to" registry pairs, "*" for any; empty allows all
 	AgentRate  int      // per sender per minute
 	GlobalRate int      // per minute
-	Fee        string   // decimal
+	// GlobalShards is the number of shards the global limit is counted in (default
+	// GlobalShards(GlobalRate)).
+	GlobalShards int
+	Fee          string // decimal
 	// Lookup finds an agent the directory lacks in the registries themselves (by its
 	// ID, not a full sync). Optional. Errors: ENOTFOUND; EUNAVAILABLE when no registry
 	// could be asked, which the route answers as a 502.
@@ -127,10 +174,19 @@ type Options struct {
 	WaitForDuplicate time.Duration
 	// DeliveryBudget bounds one delivery (default DeliveryBudget).
 	DeliveryBudget time.Duration
+	// DirectoryCacheTTL is how long the parties' directory records are reused (default
+	// DefaultDirectoryCacheTTL; negative: never). The sender's is asserted again by every
+	// admission; the target's is used as cached, and dropped when a delivery fails.
+	DirectoryCacheTTL time.Duration
 	// Caveat says what a verified credential does not prove (identity.Caveat: a bare
 	// X.509 chain proves no possession of its key); such a credential cannot send.
 	Caveat func(federation.Credential, federation.Identity) string
 }
+
+// DefaultDirectoryCacheTTL is how long a Router reuses a party's directory record: half
+// the default sync period, so that a target's change reaches routing at most that much
+// later than it reaches the directory.
+const DefaultDirectoryCacheTTL = 30 * time.Second
 
 // Router routes messages.
 type Router struct {
@@ -141,6 +197,8 @@ type Router struct {
 	fee       decimal.Decimal
 	log       *slog.Logger
 	now       func() time.Time
+	cache     *directoryCache
+	global    *shards
 }
 
 // New returns a Router.
@@ -151,6 +209,12 @@ func New(v Verifier, s Store, d Deliverer, opts Options, log *slog.Logger) (*Rou
 	if opts.GlobalRate <= 0 {
 		opts.GlobalRate = defaultGlobal
 	}
+	if opts.GlobalShards <= 0 {
+		opts.GlobalShards = GlobalShards(opts.GlobalRate)
+	}
+	if opts.GlobalShards > opts.GlobalRate {
+		return nil, fmt.Errorf("%d shards of a global limit of %d: want at most one shard per message", opts.GlobalShards, opts.GlobalRate)
+	}
 	if opts.Fee == "" {
 		opts.Fee = defaultFee
 	}
@@ -159,6 +223,9 @@ func New(v Verifier, s Store, d Deliverer, opts Options, log *slog.Logger) (*Rou
 	}
 	if opts.WaitForDuplicate <= 0 {
 		opts.WaitForDuplicate = opts.DeliveryBudget
+	}
+	if opts.DirectoryCacheTTL == 0 {
+		opts.DirectoryCacheTTL = DefaultDirectoryCacheTTL
 	}
 	fee, err := decimal.NewFromString(opts.Fee)
 	if err != nil || fee.IsNegative() {
@@ -169,18 +236,24 @@ func New(v Verifier, s Store, d Deliverer, opts Options, log *slog.Logger) (*Rou
 			return nil, fmt.Errorf("policy rule %q: want \"from->to\" with registry IDs or *", p)
 		}
 	}
-	return &Router{verifier: v, store: s, deliverer: d, opts: opts, fee: fee, log: log, now: time.Now}, nil
+	r := &Router{verifier: v, store: s, deliverer: d, opts: opts, fee: fee, log: log, now: time.Now}
+	r.cache = newDirectoryCache(opts.DirectoryCacheTTL, func() time.Time { return r.now() })
+	r.global = newShards(opts.GlobalRate, opts.GlobalShards)
+	return r, nil
 }
 
 // Route delivers req on behalf of the caller whose credential is cred. Errors:
-// EUNAUTHORIZED (no valid credential), EFORBIDDEN (the sender is not an active registered
-// agent the credential speaks for, claims another registry, or the policy refuses),
-// EINVALID, ETOOLARGE, ENOTFOUND (no such target), ECONFLICT (the sender used the message
-// ID for other content), ERATELIMITED, EUNAVAILABLE (the delivery failed). An empty From
-// is the verified subject.
+// EUNAUTHORIZED (no valid credential, or one used before), EFORBIDDEN (the sender is not
+// an active registered agent the credential speaks for, claims another registry, or the
+// policy refuses), EINVALID, ETOOLARGE, ENOTFOUND (no such target), ECONFLICT (the sender
+// used the message ID for other content), ERATELIMITED, EUNAVAILABLE (the delivery
+// failed). An empty From is the verified subject.
 //
-// The order is the point: decode and validate, verify the credential, read both parties
-// in one read, authorize, and only then touch the rate counters and the message claim.
+// The order is the point: decode and validate, verify the credential (CPU only, unless a
+// did:web document or a bundle must be fetched), find both parties (in the cache, else
+// in one read), authorize, and only then admit: one transaction that claims the jti and
+// the message ID, counts the limits and asserts the sender's record, so that nothing is
+// counted for a caller the directory does not hold as an active sender.
 func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred federation.Credential) (federation.RouteResult, error) {
 	from := req.From
 	if from == "" {
@@ -189,20 +262,34 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 	if err := validate(req); err != nil {
 		return federation.RouteResult{}, err
 	}
-	id, err := r.verify(ctx, cred)
+	c, err := r.verify(ctx, cred)
 	if err != nil {
 		return federation.RouteResult{}, err
 	}
 	if from == "" {
-		req.From = id.Subject
+		req.From = c.id.Subject
 	}
-	agents, err := r.store.Agents(ctx, []string{req.From, req.To})
-	if err != nil {
-		return federation.RouteResult{}, fmt.Errorf("route: %w", err)
-	}
-	sender, target := find(agents, req.From), find(agents, req.To)
-	if err := authorizeSender(id, req.From, req.SourceRegistry, sender); err != nil {
+	res, err := r.route(ctx, req, c)
+	if err := r.settle(ctx, c, err); err != nil {
 		return federation.RouteResult{}, err
+	}
+	return res, nil
+}
+
+// route is Route once the caller is verified.
+func (r *Router) route(ctx context.Context, req federation.RouteRequest, c *caller) (federation.RouteResult, error) {
+	sender, target, cached, err := r.parties(ctx, req.From, req.To)
+	if err != nil {
+		return federation.RouteResult{}, err
+	}
+	if err := authorizeSender(c.id, req.From, req.SourceRegistry, sender); err != nil {
+		if !cached {
+			return federation.RouteResult{}, err
+		}
+		// A refusal is never for a record the cache kept: read it again.
+		if sender, err = r.refreshSender(ctx, c, req.From, req.SourceRegistry); err != nil {
+			return federation.RouteResult{}, err
+		}
 	}
 	if target, err = r.target(ctx, req.To, target); err != nil {
 		return federation.RouteResult{}, err
@@ -219,12 +306,15 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 	if msgID == "" {
 		msgID = uuid.NewString()
 	}
-	now := r.now()
-	claim, err := r.store.Admit(ctx, Admission{
+	adm := Admission{
 		MessageID: msgID, ContentHash: hash, From: req.From, To: req.To, N: 1,
-		AgentLimit: r.opts.AgentRate, GlobalLimit: r.opts.GlobalRate, Minute: now.Truncate(time.Minute),
-	})
-	if federation.ErrorCode(err) == federation.ECONFLICT {
+		Replay: c.replay, Sender: assertion(c.id, sender), AgentLimit: r.opts.AgentRate, Minute: r.now().Truncate(time.Minute),
+	}
+	claim, sender, err := r.admitMessage(ctx, c, adm, req.SourceRegistry, sender, target)
+	if errors.Is(err, ErrClaimed) {
+		if err := r.claimReplay(ctx, c); err != nil {
+			return federation.RouteResult{}, err
+		}
 		return r.duplicate(ctx, req.From, msgID, hash)
 	}
 	if err != nil {
@@ -235,10 +325,12 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 	defer cancel()
 	resp, derr := r.deliverer.Deliver(dctx, target.Endpoint, Message{
 		ID: msgID, From: req.From, To: req.To, SourceRegistry: sender.Registry, TargetRegistry: target.Registry,
-		Payload: req.Payload, Parts: req.Parts, VerifiedBy: id,
+		Payload: req.Payload, Parts: req.Parts, VerifiedBy: c.id,
 	})
 	claim.TargetRegistry = target.Registry
 	if derr != nil {
+		// The endpoint may have moved: the next message reads the target again.
+		r.cache.drop(req.To)
 		claim.Status, claim.Reason = ClaimFailed, federation.ErrorMessage(derr)
 		if err := r.store.Complete(context.WithoutCancel(ctx), claim); err != nil {
 			r.log.ErrorContext(ctx, "record a failed delivery", "message_id", msgID, "error", err.Error())
@@ -254,21 +346,188 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 	return result(claim), nil
 }
 
+// admitMessage admits a routed message. A sender's record that is no longer what the
+// admission asserted (the cache kept an older one) is read again and authorized anew,
+// and the admission tried once more with it; it returns the sender as admitted.
+func (r *Router) admitMessage(ctx context.Context, c *caller, adm Admission, claimedRegistry string, sender, target *federation.Agent) (Claim, *federation.Agent, error) {
+	claim, err := r.admit(ctx, c, adm)
+	if !errors.Is(err, ErrSenderChanged) {
+		return claim, sender, err
+	}
+	if sender, err = r.refreshSender(ctx, c, adm.From, claimedRegistry); err != nil {
+		return Claim{}, nil, err
+	}
+	if err := r.authorizeRoute(sender, target); err != nil {
+		return Claim{}, nil, err
+	}
+	adm.Sender = assertion(c.id, sender)
+	claim, err = r.admit(ctx, c, adm)
+	if errors.Is(err, ErrSenderChanged) {
+		return Claim{}, nil, federation.Wrap(federation.EUNAVAILABLE, err, "the sender's directory record is changing; try again")
+	}
+	return claim, sender, err
+}
+
+// caller is a verified credential and its replay claim, which a request makes once: in
+// the transaction that admits its message, or alone before any other answer.
+type caller struct {
+	id      federation.Identity
+	replay  identity.Replay
+	claimed bool
+}
+
 // verify verifies the caller's credential; whatever is wrong with it is EUNAUTHORIZED.
-func (r *Router) verify(ctx context.Context, cred federation.Credential) (federation.Identity, error) {
+// Its replay key is left for the admission to claim.
+func (r *Router) verify(ctx context.Context, cred federation.Credential) (*caller, error) {
 	if cred.Token == "" {
-		return federation.Identity{}, federation.Errorf(federation.EUNAUTHORIZED, "no credential: send Authorization: Bearer <JWT-SVID or DID-signed JWT>")
+		return nil, federation.Errorf(federation.EUNAUTHORIZED, "no credential: send Authorization: Bearer <JWT-SVID or DID-signed JWT>")
 	}
-	id, err := r.verifier.Verify(ctx, cred)
+	id, replay, err := r.verifier.VerifyUnclaimed(ctx, cred)
 	if code := federation.ErrorCode(err); code == federation.EINVALID {
-		return id, federation.Wrap(federation.EUNAUTHORIZED, err, "the credential is not valid: "+federation.ErrorMessage(err))
+		return nil, federation.Wrap(federation.EUNAUTHORIZED, err, "the credential is not valid: "+federation.ErrorMessage(err))
 	}
-	if err == nil && r.opts.Caveat != nil {
+	if err != nil {
+		return nil, err
+	}
+	if r.opts.Caveat != nil {
 		if c := r.opts.Caveat(cred, id); c != "" {
-			return id, federation.Errorf(federation.EUNAUTHORIZED, "%s; present a JWT signed with the SVID's key (x5c header)", c)
+			return nil, federation.Errorf(federation.EUNAUTHORIZED, "%s; present a JWT signed with the SVID's key (x5c header)", c)
 		}
 	}
-	return id, err
+	return &caller{id: id, replay: replay}, nil
+}
+
+// settle makes sure a request's answer follows its credential's replay claim. A request
+// that did not admit a message (refused, a duplicate, a broadcast to no one) claims it
+// now, alone: a credential is accepted once, whatever its first request was answered,
+// and a replayed one is refused as such. One that failed on the table or the network
+// before it admitted anything claims nothing: the caller may try the credential again.
+func (r *Router) settle(ctx context.Context, c *caller, err error) error {
+	switch federation.ErrorCode(err) {
+	case federation.EUNAVAILABLE, federation.EINTERNAL:
+		if !c.claimed {
+			return err
+		}
+	}
+	if cerr := r.claimReplay(ctx, c); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// claimReplay claims the caller's replay key alone, once. Errors: EUNAUTHORIZED
+// "replayed jti"; the table's.
+func (r *Router) claimReplay(ctx context.Context, c *caller) error {
+	if c.claimed || c.replay.Key == "" {
+		return nil
+	}
+	err := r.store.ClaimReplay(ctx, c.replay)
+	if err != nil && !errors.Is(err, ErrReplayed) {
+		return fmt.Errorf("claim the credential: %w", err)
+	}
+	c.claimed = true
+	return replayed(err)
+}
+
+// replayed is the caller's answer to a credential used before.
+func replayed(err error) error {
+	if err == nil {
+		return nil
+	}
+	return federation.Wrap(federation.EUNAUTHORIZED, err, "replayed jti")
+}
+
+// admit admits a, in the first shard of the global limit that takes it: a shard found
+// full is remembered for the rest of the minute and the next one tried, up to
+// shardTries. Errors: as Store.Admit's, ERATELIMITED when no shard takes it.
+func (r *Router) admit(ctx context.Context, c *caller, a Admission) (Claim, error) {
+	if a.N > a.AgentLimit || a.N > r.opts.GlobalRate {
+		return Claim{}, federation.Errorf(federation.ERATELIMITED, "%d messages are more than a minute's limit", a.N)
+	}
+	probe := r.global.probe(a.Minute, a.From, a.MessageID, a.N)
+	for range shardTries {
+		shard, ok := probe.next()
+		if !ok {
+			break
+		}
+		a.GlobalShard, a.GlobalShardLimit = shard, r.global.limit(shard)
+		claim, err := r.store.Admit(ctx, a)
+		switch {
+		case err == nil:
+			c.claimed = true
+			return claim, nil
+		case errors.Is(err, ErrReplayed):
+			c.claimed = true // by an earlier request
+			return Claim{}, replayed(err)
+		case errors.Is(err, ErrShardFull):
+			probe.full(shard)
+			continue
+		case errors.Is(err, ErrAgentLimit):
+			return Claim{}, federation.Wrap(federation.ERATELIMITED, err, fmt.Sprintf("%s reached its limit of %d messages a minute", a.From, a.AgentLimit))
+		}
+		return Claim{}, err
+	}
+	return Claim{}, federation.Wrap(federation.ERATELIMITED, ErrShardFull, fmt.Sprintf("the gateway reached its limit of %d messages a minute", r.opts.GlobalRate))
+}
+
+// refreshSender reads the sender's record again, past the cache, and authorizes it
+// anew. Errors: as authorizeSender's; the table's.
+func (r *Router) refreshSender(ctx context.Context, c *caller, from, claimedRegistry string) (*federation.Agent, error) {
+	r.cache.drop(from)
+	agents, err := r.store.Agents(ctx, []string{from})
+	if err != nil {
+		return nil, fmt.Errorf("route: %w", err)
+	}
+	sender := find(agents, from)
+	if err := authorizeSender(c.id, from, claimedRegistry, sender); err != nil {
+		return nil, err
+	}
+	r.cache.put(*sender)
+	return sender, nil
+}
+
+// assertion is what an admission asserts of an authorized sender's record.
+func assertion(id federation.Identity, sender *federation.Agent) SenderAssertion {
+	a := SenderAssertion{Registry: sender.Registry}
+	if id.Subject != sender.DID {
+		a.Identity = id.Subject
+	}
+	return a
+}
+
+// parties returns the records of the sender and the target, nil for one the directory
+// lacks: from the cache, and the others in one read. cached says the sender's came from
+// the cache.
+func (r *Router) parties(ctx context.Context, from, to string) (sender, target *federation.Agent, cached bool, err error) {
+	found := map[string]federation.Agent{}
+	var missing []string
+	for _, did := range []string{from, to} {
+		if a, ok := r.cache.get(did); ok {
+			found[did] = a
+		} else if !slices.Contains(missing, did) {
+			missing = append(missing, did)
+		}
+	}
+	_, cached = found[from]
+	if len(missing) > 0 {
+		agents, err := r.store.Agents(ctx, missing)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("route: %w", err)
+		}
+		r.cache.put(agents...)
+		for _, did := range missing {
+			if a := find(agents, did); a != nil {
+				found[did] = *a
+			}
+		}
+	}
+	if a, ok := found[from]; ok {
+		sender = &a
+	}
+	if a, ok := found[to]; ok {
+		target = &a
+	}
+	return sender, target, cached, nil
 }
 
 func validate(req federation.RouteRequest) error {
@@ -308,6 +567,7 @@ func (r *Router) target(ctx context.Context, did string, known *federation.Agent
 		a, err := r.opts.Lookup(ctx, did)
 		switch code := federation.ErrorCode(err); {
 		case err == nil:
+			r.cache.put(a)
 			return &a, nil
 		case code == federation.EUNAVAILABLE:
 			return nil, fmt.Errorf("look up %s: %w", did, err)
