@@ -278,8 +278,10 @@ func TestShardedGlobalLimit(t *testing.T) {
 	minute := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
 	routers := make([]*routing.Router, instances)
 	for i := range routers {
-		routers[i] = f.router(t, routing.Options{GlobalRate: limit, GlobalShards: shards, AgentRate: 1000})
-		routers[i].SetClock(func() time.Time { return minute.Add(10 * time.Second) })
+		routers[i] = f.router(t, routing.Options{
+			GlobalRate: limit, GlobalShards: shards, AgentRate: 1000,
+			Clock: func() time.Time { return minute.Add(10 * time.Second) },
+		})
 	}
 	senders := make([]keyPair, 6)
 	for i := range senders {

@@ -181,6 +181,9 @@ type Options struct {
 	// Caveat says what a verified credential does not prove (identity.Caveat: a bare
 	// X.509 chain proves no possession of its key); such a credential cannot send.
 	Caveat func(federation.Credential, federation.Identity) string
+	// Clock returns the current time, which says the minute the rate limits count in;
+	// nil means time.Now.
+	Clock func() time.Time
 }
 
 // DefaultDirectoryCacheTTL is how long a Router reuses a party's directory record: half
@@ -236,8 +239,11 @@ func New(v Verifier, s Store, d Deliverer, opts Options, log *slog.Logger) (*Rou
 			return nil, fmt.Errorf("policy rule %q: want \"from->to\" with registry IDs or *", p)
 		}
 	}
-	r := &Router{verifier: v, store: s, deliverer: d, opts: opts, fee: fee, log: log, now: time.Now}
-	r.cache = newDirectoryCache(opts.DirectoryCacheTTL, func() time.Time { return r.now() })
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	r := &Router{verifier: v, store: s, deliverer: d, opts: opts, fee: fee, log: log, now: opts.Clock}
+	r.cache = newDirectoryCache(opts.DirectoryCacheTTL, opts.Clock)
 	r.global = newShards(opts.GlobalRate, opts.GlobalShards)
 	return r, nil
 }

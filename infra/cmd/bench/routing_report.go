@@ -19,14 +19,18 @@ federation synced into the local stack's table by SyncFunction; policy agent_rat
 HTTP API's throttling, raised to %d so that no limit is measured
   %-27s a2a-go SendMessage straight to the agent's JSON-RPC endpoint: the baseline
   %-27s routing.Router.Route, built as functions/route builds it, over the stack's table: verify the
-  %-27s JWT (and claim its jti), read both parties, admit, deliver signed, record; no HTTP API, no Lambda
+  %-27s JWT, find both parties (read once, then cached), admit (claiming the jti), deliver signed,
+  %-27s record; no HTTP API, no Lambda
   %-27s a route of the route function that does no routing work: the HTTP API and Lambda hop alone
   %-27s POST /api/v1/route through the local HTTP API to the route function, a Lambda process
-`, res.Sender, res.Target, raisedRate, pathDirect, pathInProcess, "", pathStackHop, pathStack)
+`, res.Sender, res.Target, raisedRate, pathDirect, pathInProcess, "", "", pathStackHop, pathStack)
 	latencyTable(w, res)
 	breakdown(w, res)
 	callsTable(w, res)
 	throughputTable(w, res)
+	reportRoundTrips(w, res)
+	reportCost(w, res)
+	reportShards(w, res)
 	if retriedWrites(res) {
 		fmt.Fprint(w, `
   "replayed jti" or "still being delivered" for a fresh token and message ID: a DynamoDB write the SDK retried
