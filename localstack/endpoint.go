@@ -12,10 +12,12 @@
 package localstack
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -69,17 +71,42 @@ func Start(addr string) (*Endpoint, error) {
 		polls:    newPollTracker(),
 		done:     make(chan error, 1),
 	}
+	proxy := newProxy(target, (&net.Dialer{}).DialContext)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_localstack/health", e.health)
+	mux.Handle("/", e.polls.watch(proxy))
+	e.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { e.done <- e.server.Serve(ln) }()
+	return e, nil
+}
+
+// maxRequestBody bounds what the endpoint reads of one request: above every limit of the
+// APIs the gateway uses (a DynamoDB request is at most 16 MB, a Lambda payload 6 MB).
+const maxRequestBody = 32 << 20
+
+// newProxy returns the reverse proxy to the emulator at target.
+//
+// It reads each request body whole before forwarding it. Streaming it instead loses
+// response bodies under load: the HTTP/1 server drains and closes a request body as soon
+// as the handler starts its response, while the proxy's transport, having forwarded the
+// declared length, reads the body once more to check it is not longer. When that read comes
+// after the emulator has answered (a descheduled goroutine on a busy machine), it fails
+// with "invalid Read on closed Body", the transport closes its connection to the emulator,
+// and the response being copied is cut ("ReverseProxy read error during body copy: use of
+// closed network connection"; the client gets "unexpected EOF"). A body held in memory is
+// never read from the client's connection after the response starts. See
+// TestProxyKeepsResponseWhenRequestWriteLags and golang/go#40747.
+func newProxy(target *url.URL, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.Handler {
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
 			r.Out.Host = r.In.Host
 		},
-		// No FlushInterval: ReverseProxy already flushes streamed responses (no
-		// Content-Length, as a Runtime API long poll) at once, and flushing every write of
-		// a sized response lost its body now and then ("use of closed network
-		// connection"), so the SDK retried writes the emulator had applied (make bench).
+		// ReverseProxy flushes streamed responses (no Content-Length, as a Runtime API
+		// long poll) at once; sized ones need no forced flushing.
 		Transport: &http.Transport{
 			Proxy:               nil,
+			DialContext:         dial,
 			MaxIdleConns:        256,
 			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
@@ -91,12 +118,22 @@ func Start(addr string) (*Endpoint, error) {
 			http.Error(w, "local AWS endpoint: "+err.Error(), http.StatusBadGateway)
 		},
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /_localstack/health", e.health)
-	mux.Handle("/", e.polls.watch(proxy))
-	e.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { e.done <- e.server.Serve(ln) }()
-	return e, nil
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+			if err != nil {
+				var tooLarge *http.MaxBytesError
+				if errors.As(err, &tooLarge) {
+					http.Error(w, fmt.Sprintf("local AWS endpoint: request body over %d bytes", maxRequestBody), http.StatusRequestEntityTooLarge)
+				}
+				return // otherwise the client went away mid-request
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+			r.Header.Del("Transfer-Encoding")
+			r.TransferEncoding = nil
+		}
+		proxy.ServeHTTP(w, r)
+	})
 }
 
 // Close stops serving and shuts the emulator down.
