@@ -5,7 +5,8 @@
 // kumo's own server listens on a random port; a reverse proxy in front of it keeps the
 // Host header (kumo's Step Functions call Lambda at localhost:4566, and virtual-host
 // addressing needs the original host), serves a LocalStack-style health check, and watches
-// the Lambda Runtime API so callers can wait until a function's process is polling.
+// the Lambda Runtime and Invoke APIs (runtime.go) so a supervisor can run several
+// processes per function and tell which one serves which invocation.
 //
 // kumo keeps its services' state in package variables: every Endpoint in one process shares
 // it. Tests give their resources unique names.
@@ -23,8 +24,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -47,7 +46,7 @@ type Endpoint struct {
 
 	emulator *kumo.Server
 	server   *http.Server
-	polls    *pollTracker
+	runtime  *runtimeWatch
 	done     chan error
 }
 
@@ -68,13 +67,13 @@ func Start(addr string) (*Endpoint, error) {
 		URL:      "http://" + ln.Addr().String(),
 		Addr:     ln.Addr().String(),
 		emulator: emu,
-		polls:    newPollTracker(),
+		runtime:  newRuntimeWatch(),
 		done:     make(chan error, 1),
 	}
 	proxy := newProxy(target, (&net.Dialer{}).DialContext)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_localstack/health", e.health)
-	mux.Handle("/", e.polls.watch(proxy))
+	mux.Handle("/", e.runtime.handler(proxy))
 	e.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { e.done <- e.server.Serve(ln) }()
 	return e, nil
@@ -151,15 +150,6 @@ func (e *Endpoint) Close() error {
 // Done is closed with the serving error when the endpoint stops serving.
 func (e *Endpoint) Done() <-chan error { return e.done }
 
-// WaitPolling returns once a process is polling the Runtime API for the function's next
-// invocation, which is when an invoke will be picked up at once.
-func (e *Endpoint) WaitPolling(ctx context.Context, function string) error {
-	return e.polls.wait(ctx, function)
-}
-
-// Polling reports whether a process is polling for the function's next invocation now.
-func (e *Endpoint) Polling(function string) bool { return e.polls.count(function) > 0 }
-
 // Services kumo serves that the gateway uses, reported by the health check.
 var healthServices = []string{"dynamodb", "dynamodbstreams", "lambda", "ssm", "secretsmanager", "stepfunctions", "events", "sts", "kms"}
 
@@ -188,65 +178,4 @@ func UseDataDir(dir string) error {
 	}
 	env := append(os.Environ(), DataDirEnv+"="+dir)
 	return fmt.Errorf("data directory: re-exec: %w", syscall.Exec(exe, os.Args, env))
-}
-
-// pollTracker counts the Runtime API "next" requests in flight per function.
-type pollTracker struct {
-	mu      sync.Mutex
-	n       map[string]int
-	changed chan struct{} // closed and replaced on every change
-}
-
-func newPollTracker() *pollTracker {
-	return &pollTracker{n: map[string]int{}, changed: make(chan struct{})}
-}
-
-func (p *pollTracker) add(fn string, d int) {
-	p.mu.Lock()
-	p.n[fn] += d
-	close(p.changed)
-	p.changed = make(chan struct{})
-	p.mu.Unlock()
-}
-
-func (p *pollTracker) count(fn string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.n[fn]
-}
-
-func (p *pollTracker) wait(ctx context.Context, fn string) error {
-	for {
-		p.mu.Lock()
-		n, ch := p.n[fn], p.changed
-		p.mu.Unlock()
-		if n > 0 {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s to poll the Runtime API: %w", fn, ctx.Err())
-		}
-	}
-}
-
-// watch counts the requests to /_runtime/<fn>/2018-06-01/runtime/invocation/next.
-func (p *pollTracker) watch(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if fn, ok := runtimeNextFunction(r); ok {
-			p.add(fn, 1)
-			defer p.add(fn, -1)
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func runtimeNextFunction(r *http.Request) (string, bool) {
-	rest, ok := strings.CutPrefix(r.URL.Path, "/_runtime/")
-	if !ok || r.Method != http.MethodGet {
-		return "", false
-	}
-	fn, tail, ok := strings.Cut(rest, "/")
-	return fn, ok && tail == "2018-06-01/runtime/invocation/next"
 }
