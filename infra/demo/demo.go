@@ -60,7 +60,6 @@ type Federation struct {
 	agentsSrv  *http.Server
 	agentsDone chan struct{}
 	gatewayURL string
-	checker    *signatureChecker
 }
 
 // Start starts the agents, fills the registries from the catalog and starts them. On
@@ -85,8 +84,6 @@ func Start(ctx context.Context, opts Options) (_ *Federation, err error) {
 		for _, a := range f.agents {
 			a.checker = checker
 		}
-		f.checker = checker
-		go checker.prefetch(f.agentsDone)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", agentsHandler(f.agents, logger))
@@ -283,18 +280,4 @@ func SignToken(key ed25519.PrivateKey, did, aud string, ttl time.Duration) (stri
 		return "", err
 	}
 	return jws.CompactSerialize()
-}
-
-// WaitGatewayKeys waits until the agents hold the gateway's keys, which they fetch as soon
-// as the gateway answers, so that the first delivery is checked without a fetch. It
-// returns at once when the agents check no signatures.
-func (f *Federation) WaitGatewayKeys(ctx context.Context) error {
-	for f.checker != nil && !f.checker.ready() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the demo agents could not fetch the gateway's keys from %s: %w", f.checker.jwksURL, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
 }

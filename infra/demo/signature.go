@@ -14,11 +14,10 @@ import (
 )
 
 // signatureChecker does what a careful target agent does with a message a federation
-// gateway forwards: it checks the gateway's signature against the gateway's published keys.
-//
-// It fetches the keys ahead, in the background, as soon as the gateway answers: the local
-// stack runs one process per function, so a fetch from inside a delivery, which the
-// gateway's route function is busy with, would wait for that same function.
+// gateway forwards: it checks the gateway's signature against the gateway's published keys,
+// which it fetches when it first needs them (while the gateway's route function is waiting
+// for this very delivery: another instance of the function serves the keys) and again when
+// a signature names a key it does not know.
 type signatureChecker struct {
 	jwksURL string
 	client  *http.Client
@@ -38,16 +37,18 @@ func (c *signatureChecker) check(ctx context.Context, msg *a2a.Message) string {
 	if err != nil {
 		return "invalid: " + err.Error()
 	}
-	// The keys come from the background refresh only: fetching them here would wait for
-	// the gateway's route function, which is busy delivering this very message.
-	c.mu.Lock()
-	jwks := c.jwks
-	c.mu.Unlock()
-	if jwks == nil {
-		return "invalid: the gateway's keys are not fetched yet"
+	jwks, err := c.keys(ctx, false)
+	if err != nil {
+		return "invalid: " + err.Error()
 	}
 	if err := delivery.VerifyForwarded(jwks, token, m); err != nil {
-		return "invalid: " + err.Error()
+		// The gateway may have rotated its key since: fetch the keys again, once.
+		if jwks, err = c.keys(ctx, true); err != nil {
+			return "invalid: " + err.Error()
+		}
+		if err := delivery.VerifyForwarded(jwks, token, m); err != nil {
+			return "invalid: " + err.Error()
+		}
 	}
 	return "valid"
 }
@@ -73,30 +74,4 @@ func (c *signatureChecker) keys(ctx context.Context, refresh bool) ([]byte, erro
 	}
 	c.jwks, c.fetched = body, time.Now()
 	return body, nil
-}
-
-// ready reports whether the keys have been fetched.
-func (c *signatureChecker) ready() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.jwks != nil
-}
-
-// prefetch fetches the keys until done is closed: quickly until it has them, then once a
-// minute, so a key the gateway rotates in is picked up.
-func (c *signatureChecker) prefetch(done <-chan struct{}) {
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := c.keys(ctx, true)
-		cancel()
-		wait := time.Minute
-		if err != nil && !c.ready() {
-			wait = 200 * time.Millisecond
-		}
-		select {
-		case <-done:
-			return
-		case <-time.After(wait):
-		}
-	}
 }

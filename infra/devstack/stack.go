@@ -40,6 +40,9 @@ type Options struct {
 	Functions      []string          // run only these functions (default: all)
 	Log            io.Writer         // the stack's and the functions' log lines, default stderr
 	QuietFunctions bool              // drop the functions' own log lines
+	// Concurrency is how many instances of a function run at most when the template sets
+	// no ReservedConcurrentExecutions for it; default DefaultConcurrency.
+	Concurrency int
 	// ReadyTimeout bounds the wait for every function to poll the Runtime API.
 	ReadyTimeout time.Duration
 	// ScheduleEvery, when set, fires every enabled schedule at this interval instead of
@@ -59,7 +62,7 @@ type Stack struct {
 
 	endpoint *localstack.Endpoint
 	cloud    *Cloud
-	sups     map[string]*supervisor
+	pools    map[string]*pool
 	api      *http.Server
 	logs     *logSink
 	cancel   context.CancelFunc
@@ -98,7 +101,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, fmt.Errorf("%w (is another `make run` or LocalStack running?)", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Stack{EndpointURL: ep.URL, Template: tmpl, endpoint: ep, sups: map[string]*supervisor{}, logs: logs, cancel: cancel}
+	s := &Stack{EndpointURL: ep.URL, Template: tmpl, endpoint: ep, pools: map[string]*pool{}, logs: logs, cancel: cancel}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -116,16 +119,26 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		if err := s.cloud.Register(ctx, fn); err != nil {
 			return nil, err
 		}
-		sup := newSupervisor(fn, binaries[fn.LogicalID], FunctionEnv(fn, ep.URL), ep, logs)
-		s.sups[fn.LogicalID] = sup
+		limit := opts.Concurrency
+		if fn.ReservedConcurrency > 0 {
+			limit = fn.ReservedConcurrency
+		}
+		s.pools[fn.LogicalID] = newPool(fn, binaries[fn.LogicalID], FunctionEnv(fn, ep.URL), limit, ep, logs)
+	}
+	ep.Watch(func(ev localstack.RuntimeEvent) {
+		if p, ok := s.pools[ev.Function]; ok {
+			p.observe(ev)
+		}
+	})
+	for _, p := range s.pools {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			sup.run(runCtx)
+			p.run(runCtx)
 		}()
 	}
 	for _, fn := range functions {
-		if _, err := s.sups[fn.LogicalID].ready(ctx, opts.ReadyTimeout); err != nil {
+		if err := s.pools[fn.LogicalID].ready(ctx, opts.ReadyTimeout); err != nil {
 			return nil, fmt.Errorf("start: %w", err)
 		}
 	}
@@ -161,6 +174,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.Log == nil {
 		o.Log = os.Stderr
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 30 * time.Second
@@ -251,34 +267,21 @@ func build(ctx context.Context, t *Template, functions []Function, dir string) (
 }
 
 // Invoke invokes a function through the Lambda API and returns its response payload. It
-// fails fast, with the function's last output, when the function is not running, when its
-// process dies mid-invocation (and is restarted), and when it times out (its process is
-// then replaced, as Lambda replaces a timed-out sandbox).
+// is the one way the dev stack's services invoke functions, safe to call from any number
+// of goroutines: invocations run in parallel on the function's instances, as on Lambda.
+// It fails fast, with the function's last output, when the function cannot start, when
+// the process serving the invocation dies (it is replaced), and when the invocation times
+// out (its process is killed and replaced, as Lambda replaces a timed-out environment).
 func (s *Stack) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
-	sup, ok := s.sups[function]
+	p, ok := s.pools[function]
 	if !ok {
 		return nil, fmt.Errorf("no function %s is running", function)
 	}
-	p, err := sup.ready(ctx, 10*time.Second)
-	if err != nil {
+	if err := p.ready(ctx, 10*time.Second); err != nil {
 		return nil, err
 	}
-	ictx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-p.exited:
-			cancel()
-		case <-ictx.Done():
-		}
-	}()
-	out, err := s.cloud.lambda.Invoke(ictx, &lambda.InvokeInput{FunctionName: aws.String(function), Payload: payload})
+	out, err := s.cloud.lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(function), Payload: payload})
 	if err != nil {
-		select {
-		case <-p.exited:
-			return nil, fmt.Errorf("%s: %w (%v)%s", function, errCrashed, p.err, sup.lastWords())
-		default:
-		}
 		return nil, fmt.Errorf("invoke %s: %w", function, err)
 	}
 	if out.FunctionError != nil {
@@ -287,13 +290,23 @@ func (s *Stack) Invoke(ctx context.Context, function string, payload []byte) ([]
 			ErrorMessage string `json:"errorMessage"`
 		}
 		_ = json.Unmarshal(out.Payload, &fe)
-		if fe.ErrorType == "Sandbox.Timedout" {
-			sup.kill()
-			return nil, fmt.Errorf("%s timed out after %s; its process was replaced", function, sup.fn.Timeout)
+		switch fe.ErrorType {
+		case "Sandbox.Timedout":
+			return nil, fmt.Errorf("%s timed out after %s; its process was replaced", function, p.fn.Timeout)
+		case "Runtime.ExitError":
+			return nil, fmt.Errorf("%s: %w (%s)%s", function, errCrashed, fe.ErrorMessage, p.lastWords())
 		}
 		return nil, fmt.Errorf("%s failed: %s: %s", function, fe.ErrorType, fe.ErrorMessage)
 	}
 	return out.Payload, nil
+}
+
+// Instances returns how many instances (processes) of a function run now.
+func (s *Stack) Instances(function string) int {
+	if p, ok := s.pools[function]; ok {
+		return p.size()
+	}
+	return 0
 }
 
 // Close stops the HTTP API, the functions and the endpoint.
@@ -308,13 +321,13 @@ func (s *Stack) Close() {
 	_ = s.endpoint.Close()
 }
 
-// Tail returns the last lines a function printed.
+// Tail returns the last lines a function printed, from all its instances.
 func (s *Stack) Tail(function string) []string {
-	sup, ok := s.sups[function]
+	p, ok := s.pools[function]
 	if !ok {
 		return nil
 	}
-	sup.mu.Lock()
-	defer sup.mu.Unlock()
-	return append([]string(nil), sup.tail...)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.tail...)
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,40 +176,149 @@ func TestCORS(t *testing.T) {
 	}
 }
 
-// A function that crashes, hangs, panics or answers garbage is a 502 problem, and a crashed
-// or hung process is replaced so the next request is served.
+// A function that crashes, hangs, panics or answers garbage is a 502 problem for that
+// request only: the process that served it is replaced when it died (or was killed at its
+// timeout), the others of the function keep serving, and the next request is served.
 func TestFunctionFaults(t *testing.T) {
 	s := probe(t)
-	pid := func() string {
-		resp, body := do(t, "GET", s.APIURL+"/misbehave/pid", nil, nil)
-		if resp.StatusCode != 200 {
-			t.Fatalf("pid: %d %s", resp.StatusCode, body)
-		}
-		return string(body)
-	}
 	tests := []struct {
 		how, mention string
 		replaced     bool
 	}{
 		{"crash", "exited before answering", true},
 		{"hang", "timed out after 1s", true},
-		{"panic", "probe panicked", true}, // aws-lambda-go exits after a panic, as Lambda resets the sandbox,
+		{"panic", "probe panicked", true}, // aws-lambda-go exits after a panic, as Lambda resets the sandbox
 		{"garbage", "malformed response", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.how, func(t *testing.T) {
-			before := pid()
+			pidfile := filepath.Join(t.TempDir(), "pid")
 			start := time.Now()
-			resp, body := do(t, "GET", s.APIURL+"/misbehave/"+tt.how, nil, nil)
+			bystanders := sleepers(t, s, 2) // other invocations in flight on other instances
+			resp, body := do(t, "GET", s.APIURL+"/misbehave/"+tt.how+"?pidfile="+pidfile, nil, nil)
 			wantProblem(t, resp, body, 502, tt.mention)
 			if d := time.Since(start); d > 8*time.Second {
 				t.Errorf("the 502 took %s: a dead function must not wait out the emulator's timeouts", d)
 			}
-			after := pid()
-			if (before != after) != tt.replaced {
-				t.Errorf("process %s before, %s after; replaced should be %v", before, after, tt.replaced)
+			for _, b := range bystanders() {
+				if b.err != "" {
+					t.Errorf("an invocation on another instance failed: %s", b.err)
+				}
+			}
+			raw, err := os.ReadFile(pidfile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid, _ := strconv.Atoi(string(raw))
+			wait := 300 * time.Millisecond
+			if tt.replaced {
+				wait = 3 * time.Second
+			}
+			if gone := waitGone(pid, wait); gone != tt.replaced {
+				t.Errorf("process %d gone: %v, want %v", pid, gone, tt.replaced)
+			}
+			if resp, body := do(t, "GET", s.APIURL+"/misbehave/pid", nil, nil); resp.StatusCode != 200 {
+				t.Errorf("the next request: %d %s", resp.StatusCode, body)
 			}
 		})
+	}
+}
+
+// waitGone reports whether process pid has exited within wait.
+func waitGone(pid int, wait time.Duration) bool {
+	for end := time.Now().Add(wait); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if syscall.Kill(pid, 0) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// sleep is what the probe's /misbehave/sleep answers: who served it, and when.
+type sleep struct {
+	PID        int   `json:"pid"`
+	Start, End int64 // Unix nanoseconds
+	err        string
+}
+
+// sleepers sends n /misbehave/sleep requests at once and returns a function that waits
+// for their answers.
+func sleepers(t *testing.T, s *devstack.Stack, n int) func() []sleep {
+	t.Helper()
+	return sleepersAt(t, s, "/misbehave/sleep", n)
+}
+
+func sleepersAt(t *testing.T, s *devstack.Stack, path string, n int) func() []sleep {
+	t.Helper()
+	out := make([]sleep, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(s.APIURL + path)
+			if err != nil {
+				out[i].err = err.Error()
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || json.Unmarshal(body, &out[i]) != nil {
+				out[i].err = fmt.Sprintf("%d %s", resp.StatusCode, body)
+			}
+		}()
+	}
+	return func() []sleep { wg.Wait(); return out }
+}
+
+// Invocations of one function run at once on several instances, as Lambda runs several
+// execution environments: four requests that each take 300 ms overlap in time.
+func TestConcurrentInvocations(t *testing.T) {
+	s := probe(t)
+	got := sleepers(t, s, devstack.DefaultConcurrency)()
+	pids := map[int]bool{}
+	for _, g := range got {
+		if g.err != "" {
+			t.Fatal(g.err)
+		}
+		pids[g.PID] = true
+	}
+	overlapping := 0
+	for i, a := range got {
+		for _, b := range got[i+1:] {
+			if a.Start < b.End && b.Start < a.End {
+				overlapping++
+			}
+		}
+	}
+	if overlapping == 0 || len(pids) < 2 {
+		t.Errorf("%d overlapping pairs on %d processes: the invocations ran one after another", overlapping, len(pids))
+	}
+	if n := s.Instances("ProbeFunction"); n > devstack.DefaultConcurrency {
+		t.Errorf("%d instances, more than the default limit %d", n, devstack.DefaultConcurrency)
+	}
+}
+
+// A function that invokes itself through the Lambda API completes: its second invocation
+// runs on a second instance, within the template's ReservedConcurrentExecutions (2).
+func TestFunctionCallsItself(t *testing.T) {
+	s := probe(t)
+	resp, body := do(t, "GET", s.APIURL+"/caller/self", nil, nil)
+	if resp.StatusCode != 200 || string(body) != `"scheduled"` {
+		t.Fatalf("self-invocation: %d %s", resp.StatusCode, body)
+	}
+	for range 3 { // more at once than it may run: they wait for a free instance
+		defer func(done func() []sleep) {
+			for _, r := range done() {
+				if r.err != "" {
+					t.Error(r.err)
+				}
+			}
+		}(sleepersAt(t, s, "/caller/sleep", 2))
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := s.Instances("CallerFunction"); n > 2 {
+		t.Errorf("%d instances of a function with ReservedConcurrentExecutions 2", n)
 	}
 }
 

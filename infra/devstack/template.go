@@ -46,9 +46,12 @@ type Function struct {
 	BuildMethod string // "makefile" (make build-<LogicalID>) or "go1.x" (go build CodeURI)
 	Timeout     time.Duration
 	MemoryMB    int
-	Env         map[string]string
-	Routes      []Route
-	Schedules   []Schedule
+	// ReservedConcurrency is ReservedConcurrentExecutions, 0 when the template sets none:
+	// the dev stack runs at most this many instances of the function.
+	ReservedConcurrency int
+	Env                 map[string]string
+	Routes              []Route
+	Schedules           []Schedule
 }
 
 // Route is an HttpApi event of a function.
@@ -208,6 +211,13 @@ func newFunction(id string, globals, props, metadata map[string]any) (Function, 
 			return fn, fmt.Errorf("memory size %v: want megabytes", v)
 		}
 		fn.MemoryMB = m
+	}
+	if v, ok := merged["ReservedConcurrentExecutions"]; ok {
+		n, err := strconv.Atoi(scalar(v))
+		if err != nil || n <= 0 {
+			return fn, fmt.Errorf("reserved concurrent executions %v: the dev stack runs a function with at least 1", v)
+		}
+		fn.ReservedConcurrency = n
 	}
 	for _, name := range sortedKeys(mapOf(props["Events"])) {
 		ev := mapOf(mapOf(props["Events"])[name])

@@ -83,14 +83,6 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	if fed != nil {
-		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := fed.WaitGatewayKeys(wait)
-		cancel()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "devstack:", err)
-		}
-	}
 	fmt.Fprintf(os.Stderr, "\nFederation Gateway is running (ready in %s)\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "  HTTP API            %s\n", s.APIURL)
 	fmt.Fprintf(os.Stderr, "  local AWS endpoint  %s\n", s.EndpointURL)
