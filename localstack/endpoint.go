@@ -135,7 +135,8 @@ func newProxy(target *url.URL, dial func(ctx context.Context, network, addr stri
 	})
 }
 
-// Close stops serving and shuts the emulator down.
+// Close stops serving, saves the emulator's state when it persists it (UseDataDir), and
+// shuts the emulator down. Every orderly stop goes through it.
 func (e *Endpoint) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -143,7 +144,8 @@ func (e *Endpoint) Close() error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = e.server.Close() // Runtime API long polls never end by themselves
 	}
-	e.emulator.Close()
+	e.emulator.Close() // no request reaches it any more: the snapshot is the final state
+	flushSnapshots()   // nothing to write unless the state persists
 	return err
 }
 
