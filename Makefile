@@ -30,14 +30,26 @@ FUNCTIONS := $(shell sed -n '/^Resources:/,/^Outputs:/s/^  \([A-Za-z0-9]*Functio
 GOBUILD = CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) build -tags lambda.norpc -trimpath \
 	-ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap
 
-.PHONY: help run test gotest lint vet staticcheck template-lint build invoke bench clean deploy tools
+# The dev stack (make run, make invoke) is built with the functions' flags, so that the
+# packages it shares with them (the AWS SDK, the gateway's own) compile once for both, and
+# the functions' packages right after it, so that the dev stack's own builds of them only
+# link. A first run compiles for a few minutes: with-progress.sh says so every 10 s.
+BIN       := .build/bin
+HOSTBUILD  = CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
+
+.PHONY: help run devstack test gotest lint vet staticcheck template-lint build invoke bench clean deploy tools
 
 help: ## Show the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# DEVSTACK_STARTED lets the dev stack count its time to ready from the start of the build.
 run: ## Run the whole gateway locally (local AWS endpoint :4566, HTTP API :3000). CONFIG=<file> to use another config.
-	@$(GO) build -o .build/devstack ./infra/cmd/devstack
-	@exec .build/devstack run $(if $(CONFIG),-config $(CONFIG)) $(RUN_FLAGS)
+	@export DEVSTACK_STARTED=$$(date +%s%N) && $(MAKE) --no-print-directory devstack && \
+		exec $(BIN)/devstack run $(if $(CONFIG),-config $(CONFIG)) $(RUN_FLAGS)
+
+devstack: ## Build the dev stack and compile the functions' packages (the first time takes a few minutes).
+	@infra/with-progress.sh "compiling the dev stack and the functions" "(a first run compiles the AWS emulator and every function: a few minutes)" \
+		sh -c "$(HOSTBUILD) -o $(BIN)/devstack ./infra/cmd/devstack && $(HOSTBUILD) ./functions/..."
 
 test: lint gotest ## Every test: vet, staticcheck, template lint, go test -race.
 
@@ -81,8 +93,8 @@ build-VerifyFunction:
 
 invoke: ## Invoke one function like `sam local invoke`, without Docker: FN=<LogicalId> EVENT=events/<file>.json
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; exit 2; }
-	@$(GO) build -o .build/devstack ./infra/cmd/devstack
-	@.build/devstack invoke -function $(FN) $(if $(EVENT),-event $(EVENT)) $(if $(CONFIG),-config $(CONFIG))
+	@$(MAKE) --no-print-directory devstack
+	@$(BIN)/devstack invoke -function $(FN) $(if $(EVENT),-event $(EVENT)) $(if $(CONFIG),-config $(CONFIG))
 
 bench: ## Benchmarks: cold start and size, directory writes/requests/reads, routing latency/ops/throughput.
 	$(GO) run ./infra/cmd/bench $(BENCH_FLAGS)

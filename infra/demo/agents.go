@@ -41,6 +41,10 @@ type Agent struct {
 	checker  *signatureChecker // nil: forwarded messages are not checked
 }
 
+// Active reports whether its registries list it as active; a retired agent is listed
+// inactive, and the gateway marks it gone.
+func (a *Agent) Active() bool { return !a.inactive }
+
 // SkillMetadataKey is the message (or request) metadata key that picks a skill by ID.
 // A text that starts with "<skill id>:" picks it too; otherwise the first skill answers.
 const SkillMetadataKey = "skill"

@@ -51,6 +51,10 @@ type Options struct {
 	// ScheduleAtStart fires every enabled schedule once as soon as the stack is up, so a
 	// developer does not wait a whole interval for the first sync.
 	ScheduleAtStart bool
+	// Progress, when set, is told each step of Start as it begins ("building 5
+	// functions", "built RouteFunction in 41.2s", ...), for a first run that compiles for
+	// minutes.
+	Progress func(step string)
 }
 
 // Stack is a running local gateway.
@@ -96,6 +100,33 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 
+	prog := newProgress(opts.Progress)
+	defer prog.stop()
+	// The build is the long part (minutes on a first run): the endpoint starts and the
+	// resources are created meanwhile.
+	ids := make([]string, len(functions))
+	for i, fn := range functions {
+		ids[i] = fn.LogicalID
+	}
+	prog.building(ids)
+	buildCtx, stopBuild := context.WithCancel(ctx)
+	type built struct {
+		binaries map[string]string
+		err      error
+	}
+	builds := make(chan built, 1)
+	go func() {
+		b, err := build(buildCtx, tmpl, functions, opts.BuildDir, prog.built)
+		builds <- built{b, err}
+	}()
+	defer func() {
+		stopBuild()
+		if builds != nil {
+			<-builds
+		}
+	}()
+
+	prog.step("starting the local AWS endpoint on " + opts.EndpointAddr)
 	ep, err := localstack.Start(opts.EndpointAddr)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is another `make run` or LocalStack running?)", err)
@@ -108,13 +139,17 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	}()
 	s.cloud = NewCloud(ep.URL)
+	prog.step("creating the template's table, parameters and secrets")
 	if err := s.cloud.Provision(ctx, tmpl); err != nil {
 		return nil, err
 	}
-	binaries, err := build(ctx, tmpl, functions, opts.BuildDir)
-	if err != nil {
-		return nil, err
+	b := <-builds
+	builds = nil
+	if b.err != nil {
+		return nil, b.err
 	}
+	binaries := b.binaries
+	prog.step("starting the functions")
 	for _, fn := range functions {
 		if err := s.cloud.Register(ctx, fn); err != nil {
 			return nil, err
@@ -234,8 +269,10 @@ func FunctionEnv(fn Function, endpoint string) []string {
 }
 
 // build builds each function's bootstrap for this machine the way its BuildMethod says:
-// the Makefile's build-<LogicalID> target (what `sam build` runs) or go build of CodeUri.
-func build(ctx context.Context, t *Template, functions []Function, dir string) (map[string]string, error) {
+// the Makefile's build-<LogicalID> target (what `sam build` runs) or go build of CodeUri,
+// all at once, telling built as each one is done.
+func build(ctx context.Context, t *Template, functions []Function, dir string, built func(string, time.Duration)) (map[string]string, error) {
+	start := time.Now()
 	binaries := map[string]string{}
 	errs := make([]error, len(functions))
 	var wg sync.WaitGroup
@@ -259,7 +296,9 @@ func build(ctx context.Context, t *Template, functions []Function, dir string) (
 			defer wg.Done()
 			if b, err := cmd.CombinedOutput(); err != nil {
 				errs[i] = fmt.Errorf("build %s: %v\n%s", fn.LogicalID, err, b)
+				return
 			}
+			built(fn.LogicalID, time.Since(start))
 		}()
 	}
 	wg.Wait()

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,7 +28,7 @@ import (
 
 const usage = `usage:
   devstack run    [-template template.yaml] [-config file (default: the demo federation)] [-endpoint 127.0.0.1:4566]
-                  [-api 127.0.0.1:3000] [-schedule-every 0] [-data-dir DIR]
+                  [-api 127.0.0.1:3000] [-schedule-every 0] [-data-dir DIR] [-build-dir DIR]
   devstack invoke -function LogicalId [-event events/file.json] [-template ...] [-config ...]
 `
 
@@ -59,6 +61,7 @@ func run(args []string) error {
 	api := fs.String("api", "127.0.0.1:3000", "listen address of the HTTP API")
 	every := fs.Duration("schedule-every", 0, "fire scheduled functions at this interval instead of the template's rate")
 	dataDir := fs.String("data-dir", "", "persist the local AWS state in this directory (default: in memory)")
+	buildDir := fs.String("build-dir", "", "where the functions are built (default: .build/host beside the template)")
 	_ = fs.Parse(args)
 
 	if err := localstack.UseDataDir(*dataDir); err != nil {
@@ -67,18 +70,20 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	start := time.Now()
+	start := startedAt(time.Now())
+	progress := step(start)
 	var fed *demo.Federation
 	if *cfg == "" {
+		progress("starting the demo federation (2 registries, 15 agents)")
 		var err error
 		if fed, *cfg, err = startDemo(ctx, filepath.Join(filepath.Dir(*tmpl), ".build", "demo-config.json"), "http://"+*api); err != nil {
 			return err
 		}
 		defer fed.Close()
 	}
-	fmt.Fprintln(os.Stderr, "devstack: building functions and starting the local cloud...")
 	s, err := devstack.Start(ctx, devstack.Options{
-		Template: *tmpl, Config: *cfg, EndpointAddr: *endpoint, APIAddr: *api, ScheduleEvery: *every, ScheduleAtStart: true,
+		Template: *tmpl, Config: *cfg, EndpointAddr: *endpoint, APIAddr: *api, BuildDir: *buildDir,
+		ScheduleEvery: *every, ScheduleAtStart: true, Progress: progress,
 	})
 	if err != nil {
 		return err
@@ -90,7 +95,8 @@ func run(args []string) error {
 		for _, r := range fed.Registries() {
 			fmt.Fprintf(os.Stderr, "  demo registry       %-5s %s (%s)\n", r.ID, r.URL(), r.Kind)
 		}
-		fmt.Fprintf(os.Stderr, "  demo agents         %d, listed at %s/agents, e.g. %s\n", len(fed.Agents()), fed.AgentsURL, fed.Agents()[0].URL)
+		fmt.Fprintf(os.Stderr, "  demo agents         %s, listed at %s/agents\n", agentCount(fed.Agents()), fed.AgentsURL)
+		fmt.Fprintf(os.Stderr, "  an agent's card     %s/.well-known/agent-card.json\n", fed.Agents()[0].URL)
 	} else {
 		fmt.Fprintf(os.Stderr, "  configuration       %s\n", *cfg)
 	}
@@ -101,6 +107,42 @@ func run(args []string) error {
 	s.Close()
 	fmt.Fprintln(os.Stderr, "devstack: stopped")
 	return nil
+}
+
+// agentCount says how many demo agents run and why the directory counts fewer: an agent
+// listed by two registries is one directory record, and a retired one is listed inactive.
+func agentCount(agents []*demo.Agent) string {
+	shared, retired := 0, 0
+	for _, a := range agents {
+		if len(a.Registries) > 1 {
+			shared++
+		}
+		if !a.Active() {
+			retired++
+		}
+	}
+	return fmt.Sprintf("%d (%d listed by both registries, %d retired: the directory counts %d active)",
+		len(agents), shared, retired, len(agents)-retired)
+}
+
+// startedAt is when `make run` started (DEVSTACK_STARTED, Unix nanoseconds, set before it
+// compiled the dev stack), else now: the time to ready a developer sees.
+func startedAt(now time.Time) time.Time {
+	ns, err := strconv.ParseInt(os.Getenv("DEVSTACK_STARTED"), 10, 64)
+	if err != nil || ns <= 0 || ns > now.UnixNano() {
+		return now
+	}
+	return time.Unix(0, ns)
+}
+
+// step prints a step of the start with the time since the start.
+func step(start time.Time) func(string) {
+	var mu sync.Mutex
+	return func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(os.Stderr, "devstack: [%4.0fs] %s\n", time.Since(start).Seconds(), s)
+	}
 }
 
 // The demo federation's fixed addresses, so that the URLs printed, and those in the
