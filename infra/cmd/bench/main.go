@@ -14,9 +14,11 @@
 //     route function as a Lambda process) and through the in-process Router, beside the
 //     same message sent straight to the agent with a2a-go; DynamoDB calls per routed
 //     message and its round trips before and after the delivery; routed messages per
-//     second with the rate limits raised; the cost of 1 million routed messages at AWS
-//     list prices from the items' real sizes; the global limit with one shard and
-//     several (-only runs one section).
+//     second with the rate limits raised, through the local stack with 1, 2, 4 and 8
+//     senders; the cost of 1 million routed messages at AWS list prices from the items'
+//     real sizes; the global limit with one shard and several;
+//   - startup: the time to ready of `make run`, cold (an empty Go build cache) and warm,
+//     and how soon and how often it says what it is doing (-only runs one section).
 //
 // It reports each figure against its goal and exits 0 whether or not the goals are met;
 // it fails only when it cannot measure. Run it from the module root.
@@ -48,6 +50,7 @@ const (
 	sectionColdStart = "coldstart"
 	sectionDirectory = "directory"
 	sectionRouting   = "routing"
+	sectionStartup   = "startup"
 )
 
 // options are the command line's.
@@ -58,6 +61,7 @@ type options struct {
 	coldStart    bool
 	directory    bool
 	routing      bool
+	startup      bool
 	agents       int // per registry in the directory section
 	requests     int // per path in the routing section's latency runs
 	messages     int // per path in the routing section's throughput runs
@@ -70,22 +74,25 @@ func main() {
 	flag.StringVar(&o.tmpl, "template", "template.yaml", "the SAM template")
 	flag.StringVar(&o.config, "config", "infra/config.local.json", "the gateway configuration document to provision")
 	only := flag.String("only", "", "run one section only: "+sectionColdStart+" (cold start, binary size), "+sectionDirectory+
-		" (sync, discovery) or "+sectionRouting+" (latency, DynamoDB calls and throughput of routed messages)")
+		" (sync, discovery), "+sectionRouting+" (latency, DynamoDB calls and throughput of routed messages) or "+
+		sectionStartup+" (make run's cold and warm time to ready)")
 	flag.IntVar(&o.agents, "agents", 5000, "agents in each of the directory section's two registries")
 	flag.IntVar(&o.requests, "requests", 200, "sequential requests of each path in the routing section's latency runs")
 	flag.IntVar(&o.messages, "messages", 500, "messages of each path in the routing section's throughput runs")
 	flag.Parse()
 	switch *only {
 	case "":
-		o.coldStart, o.directory, o.routing = true, true, true
+		o.coldStart, o.directory, o.routing, o.startup = true, true, true, true
 	case sectionColdStart:
 		o.coldStart = true
 	case sectionDirectory:
 		o.directory = true
 	case sectionRouting:
 		o.routing = true
+	case sectionStartup:
+		o.startup = true
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want %s, %s or %s\n", *only, sectionColdStart, sectionDirectory, sectionRouting)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want %s, %s, %s or %s\n", *only, sectionColdStart, sectionDirectory, sectionRouting, sectionStartup)
 		os.Exit(2)
 	}
 
@@ -170,6 +177,13 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
+	var starts []startupRun
+	if o.startup {
+		if starts, err = benchStartup(ctx, tmpl.Dir); err != nil {
+			return fmt.Errorf("startup: %w", err)
+		}
+	}
+
 	header(os.Stdout)
 	if o.coldStart {
 		report(os.Stdout, subjects, cold, o.runs)
@@ -179,6 +193,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.routing {
 		reportRouting(os.Stdout, rt)
+	}
+	if o.startup {
+		reportStartup(os.Stdout, starts)
 	}
 	fmt.Fprintln(os.Stdout, "\nA goal missed is reported (OVER), never a failure of the benchmark.")
 	return nil

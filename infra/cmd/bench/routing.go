@@ -49,9 +49,9 @@ const (
 	// functions' first invocations, the agents' copy of the gateway's keys.
 	routeWarmup = 20
 	// maxWarmupErrors is how many warm-up requests of a path may fail before the section
-	// gives up: the local endpoint fails a DynamoDB call now and then (see the report).
+	// gives up.
 	maxWarmupErrors = 3
-	// routeConcurrency is the senders in flight in the throughput runs.
+	// routeConcurrency is the senders in flight in the in-process throughput run.
 	routeConcurrency = 8
 	// The time limits of the measured parts; a part cut short reports what it completed.
 	latencyLimit    = 40 * time.Second
@@ -67,6 +67,9 @@ const (
 	// the policy's default global_rate of 1,000 messages a minute.
 	minMsgsPerSecond = 1000.0 / 60
 )
+
+// stackSenders are the concurrent senders of the local stack's throughput runs.
+var stackSenders = []int{1, 2, 4, 8}
 
 // The latency section's paths, in the tables' order.
 const (
@@ -155,18 +158,29 @@ func benchRouting(ctx context.Context, tmplPath string, requests, messages int) 
 	}
 	b.phase(fmt.Sprintf("latency: %d sequential requests of each path, interleaved", requests), start)
 
-	for _, t := range []struct {
-		name string
-		send func(context.Context, routeCall) error
-	}{{pathInProcess, b.routeInProcess}, {pathStack, b.routeStack}} {
+	// The local stack's curve shows its functions' instances at work: one sender keeps
+	// one busy, eight need the default four and more.
+	runs := []struct {
+		name    string
+		senders int
+		send    func(context.Context, routeCall) error
+	}{{pathInProcess, routeConcurrency, b.routeInProcess}}
+	for _, n := range stackSenders {
+		runs = append(runs, struct {
+			name    string
+			senders int
+			send    func(context.Context, routeCall) error
+		}{pathStack, n, b.routeStack})
+	}
+	for _, t := range runs {
 		start := time.Now()
-		progress("routing: throughput, %s: %d messages, %d senders", t.name, messages, routeConcurrency)
-		run, err := b.throughput(ctx, t.name, messages, t.send)
+		progress("routing: throughput, %s: %d messages, %d senders", t.name, messages, t.senders)
+		run, err := b.throughput(ctx, t.name, messages, t.senders, t.send)
 		if err != nil {
 			return b.results, err
 		}
 		b.results.Throughput = append(b.results.Throughput, run)
-		b.phase(fmt.Sprintf("throughput, %s: %d messages", t.name, messages), start)
+		b.phase(fmt.Sprintf("throughput, %s: %d messages, %d senders", t.name, messages, t.senders), start)
 	}
 
 	start = time.Now()
@@ -541,12 +555,8 @@ func checkRouted(res federation.RouteResult, id string) error {
 	return nil
 }
 
-// warmUp sends routeWarmup requests of each path. The in-process Router goes first: the
-// agents fetch the gateway's keys from the stack in the background, retrying each second
-// until it answers, and a signed message that comes before they have them makes them
-// fetch from inside the delivery. Through the stack that fetch would wait for the route
-// function's one process, busy with that very delivery; the in-process Router's finds
-// it idle.
+// warmUp sends routeWarmup requests of each path: the agents fetch the gateway's keys
+// from the stack on the first signed message, and the stack starts instances on demand.
 func (b *routingBench) warmUp(ctx context.Context) error {
 	start := time.Now()
 	progress("routing: warm-up, %d requests of each path", routeWarmup)
@@ -645,13 +655,13 @@ func (b *routingBench) latency(ctx context.Context, n int) error {
 	return nil
 }
 
-// throughput sends count messages with routeConcurrency senders, within throughputLimit.
-func (b *routingBench) throughput(ctx context.Context, name string, count int, send func(context.Context, routeCall) error) (throughputRun, error) {
+// throughput sends count messages with senders concurrent senders, within throughputLimit.
+func (b *routingBench) throughput(ctx context.Context, name string, count, senders int, send func(context.Context, routeCall) error) (throughputRun, error) {
 	calls, err := b.calls(count)
 	if err != nil {
 		return throughputRun{}, err
 	}
-	run := throughputRun{Name: name, Count: count, Concurrent: routeConcurrency, Errors: map[string]int{}}
+	run := throughputRun{Name: name, Count: count, Concurrent: senders, Errors: map[string]int{}}
 	ctx, cancel := context.WithTimeout(ctx, throughputLimit)
 	defer cancel()
 	var (
@@ -662,7 +672,7 @@ func (b *routingBench) throughput(ctx context.Context, name string, count int, s
 		wg        sync.WaitGroup
 	)
 	start := time.Now()
-	for range routeConcurrency {
+	for range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -35,9 +35,7 @@ HTTP API's throttling, raised to %d so that no limit is measured
 		fmt.Fprint(w, `
   "replayed jti" or "still being delivered" for a fresh token and message ID: a DynamoDB write the SDK retried
   after the emulator had applied it, so the retry fails its condition (the local endpoint's proxy once lost response
-  bodies that way; see localstack/endpoint.go); a 409 also holds the route function's one process for the
-  10 s a duplicate waits, which the other senders' requests wait out too, or fail (502, "not running") when the
-  dev stack's own 10 s wait for the process to poll runs out first.
+  bodies that way; see localstack/endpoint.go and localstack/stress_test.go).
 `)
 	}
 
