@@ -264,22 +264,14 @@ func (p *pool) observe(ev localstack.RuntimeEvent) {
 	}
 }
 
-// scaleLocked starts instances while invocations wait and no instance is free for them.
+// scaleLocked starts instances until there is one for each invocation in flight, up to
+// the limit. An instance that answered counts as free before it polls again: it does at
+// once, and counting only the polling ones started instances on every brief gap.
 func (p *pool) scaleLocked() {
-	for {
-		busy, free := 0, 0
-		for _, in := range p.instances {
-			switch {
-			case in.serving != "":
-				busy++
-			case in.polling || !in.polled:
-				free++ // polling now, or starting and about to
-			}
+	for n := len(p.instances); n < min(p.max, p.invoking); n = len(p.instances) {
+		if p.spawnLocked(); len(p.instances) == n {
+			return // stopping
 		}
-		if p.invoking-busy <= free || len(p.instances) >= p.max || p.ctx == nil {
-			return
-		}
-		p.spawnLocked()
 	}
 }
 

@@ -116,6 +116,7 @@ type throughputRun struct {
 	CutShort   bool // the time limit ended it
 	Count      int  // asked for
 	Concurrent int
+	Instances  int // of the route function after the run; 0 in-process
 }
 
 // routingBench measures one routed message three ways over the same demo federation
@@ -135,6 +136,7 @@ type routingBench struct {
 	sender   *demo.Agent
 	target   federation.Agent
 	run      string // makes the message IDs of this run unique
+	dir      string // the stack's configuration and builds
 	seq      atomic.Int64
 	results  routingResults
 }
@@ -178,6 +180,9 @@ func benchRouting(ctx context.Context, tmplPath string, requests, messages int) 
 		run, err := b.throughput(ctx, t.name, messages, t.senders, t.send)
 		if err != nil {
 			return b.results, err
+		}
+		if t.name == pathStack {
+			run.Instances = b.stack.Instances("RouteFunction")
 		}
 		b.results.Throughput = append(b.results.Throughput, run)
 		b.phase(fmt.Sprintf("throughput, %s: %d messages, %d senders", t.name, messages, t.senders), start)
@@ -229,7 +234,7 @@ func (b *routingBench) setUp(ctx context.Context, tmplPath string) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir) // the stack has read the configuration once it has started
+	b.dir = dir // removed by close: the stack starts instances of the functions from it while it runs
 	cfgPath := filepath.Join(dir, "config.json")
 	raw, err := json.Marshal(doc)
 	if err != nil {
@@ -304,6 +309,9 @@ func (b *routingBench) close() {
 	}
 	if b.fed != nil {
 		_ = b.fed.Close()
+	}
+	if b.dir != "" {
+		_ = os.RemoveAll(b.dir)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/federation-gateway/gateway/infra/devstack"
 )
 
 // reportRouting prints the latency, DynamoDB and throughput tables of the routing
@@ -136,21 +138,25 @@ func throughputTable(w io.Writer, res routingResults) {
 	if len(res.Throughput) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nRouted messages per second, limits raised: a fixed count sent by concurrent senders, each its own credential\n(goal: at least the policy's default global_rate, 1,000 a minute; time limit %s)\n", throughputLimit)
+	fmt.Fprintf(w, "\nRouted messages per second, limits raised: a fixed count sent by concurrent senders, each its own credential\n(goal: at least the policy's default global_rate, 1,000 a minute; time limit %s; instances: the route function's\nprocesses after the run, started on demand, at most %d)\n", throughputLimit, devstack.DefaultConcurrency)
 	names := make([]string, len(res.Throughput))
 	for i, r := range res.Throughput {
 		names[i] = r.Name
 	}
 	width := maxLen("path", names)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%-*s\tsenders\tmessages\tdelivered\terrors\twall\tmsgs/s\tgoal\t\t\n", width, "path")
+	fmt.Fprintf(tw, "%-*s\tsenders\tinstances\tmessages\tdelivered\terrors\twall\tmsgs/s\tgoal\t\t\n", width, "path")
 	for _, r := range res.Throughput {
 		rate := float64(r.Delivered) / r.Took.Seconds()
 		errs := 0
 		for _, n := range r.Errors {
 			errs += n
 		}
-		fmt.Fprintf(tw, "%-*s\t%d\t%d\t%d\t%d\t%s\t%.1f\t≥ %.1f\t%s\t\n", width, r.Name, r.Concurrent, r.Sent, r.Delivered, errs,
+		instances := "—"
+		if r.Instances > 0 {
+			instances = fmt.Sprint(r.Instances)
+		}
+		fmt.Fprintf(tw, "%-*s\t%d\t%s\t%d\t%d\t%d\t%s\t%.1f\t≥ %.1f\t%s\t\n", width, r.Name, r.Concurrent, instances, r.Sent, r.Delivered, errs,
 			seconds(r.Took), rate, minMsgsPerSecond, pass(rate >= minMsgsPerSecond))
 	}
 	tw.Flush()
