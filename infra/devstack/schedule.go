@@ -46,11 +46,7 @@ func (s *Stack) startSchedules(ctx context.Context, functions []Function, every 
 				interval = every
 			}
 			s.logs.system(fn.LogicalID, fmt.Sprintf("schedule %s fires every %s", sc.Name, interval))
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.fire(ctx, fn.LogicalID, sc.Name, interval, atStart)
-			}()
+			s.runService(ctx, func(ctx context.Context) { s.fire(ctx, fn.LogicalID, sc.Name, interval, atStart) })
 		}
 	}
 }

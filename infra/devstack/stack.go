@@ -1,8 +1,17 @@
 // Package devstack runs the gateway outside AWS: the local AWS endpoint, the resources and
 // functions that template.yaml declares, and its HTTP API, all derived from the template.
 // Functions are the real bootstrap binaries, built for this machine and run as processes
-// that serve the emulator's Lambda Runtime API; every request reaches them as the same
+// that serve the emulator's Lambda Runtime API, several per function as Lambda runs
+// several execution environments (supervisor.go); every request reaches them as the same
 // payload 2.0 event API Gateway would send.
+//
+// What the template declares and kumo lacks runs here as a local service: a goroutine of
+// the stack started in Start with runService (the schedules, schedule.go; so would a
+// DynamoDB stream poller or a WebSocket API), which invokes functions through
+// Stack.Invoke only, from as many goroutines as it likes. Invocations that reach the
+// Lambda API another way (a function calling a function, kumo's Step Functions, the AWS
+// CLI) are served by the same instances: the local endpoint tells the supervisor about
+// every one.
 package devstack
 
 import (
@@ -346,6 +355,15 @@ func (s *Stack) Instances(function string) int {
 		return p.size()
 	}
 	return 0
+}
+
+// runService runs a local service until the stack closes.
+func (s *Stack) runService(ctx context.Context, run func(ctx context.Context)) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		run(ctx)
+	}()
 }
 
 // Close stops the HTTP API, the functions and the endpoint.
