@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// progressTick is how often Start says what it is still doing.
-const progressTick = 10 * time.Second
+// progressTick is how often Start says what it is still doing: under 10 s, with room for
+// a busy machine's delays.
+const progressTick = 8 * time.Second
 
 // progress tells Options.Progress each step of Start as it begins and, every
 // progressTick, what it is still doing ("still building RouteFunction, SyncFunction

@@ -18,7 +18,7 @@ import (
 // The startup section's goals: what `make run` prints while it compiles and starts.
 const (
 	maxFirstWord = 5 * time.Second  // from the start to its first line
-	maxSilence   = 11 * time.Second // between two lines until ready (it says something every 10 s)
+	maxSilence   = 10 * time.Second // between two lines until ready
 	startupLimit = 20 * time.Minute // one start, cold: compiling everything on 2 busy cores
 )
 
