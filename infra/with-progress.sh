@@ -2,7 +2,7 @@
 # with-progress.sh WHAT NOTE COMMAND...: runs COMMAND, saying "WHAT NOTE" at once and
 # "still WHAT" every 8 s (under 10, with room for a busy machine) until it ends, so that a
 # first `make run`, which compiles the AWS emulator and every function for minutes, never
-# sits silent. Exits with COMMAND's status.
+# sits silent, and "done WHAT" when it succeeds. Exits with COMMAND's status.
 set -u
 what=$1 note=$2
 shift 2
@@ -31,4 +31,7 @@ wait "$pid"
 status=$?
 kill "$ticker" 2>/dev/null
 wait "$ticker" 2>/dev/null
+if [ "$status" -eq 0 ]; then
+	printf 'devstack: [%4ds] done %s\n' "$(($(date +%s) - start))" "$what" >&2
+fi
 exit "$status"

@@ -71,7 +71,7 @@ type pool struct {
 	logs   *logSink
 
 	mu        sync.Mutex
-	ctx       context.Context // the pool's run; nil before run and after it ends
+	ctx       context.Context // the pool's run; nil before run and once it ends
 	seq       int
 	instances map[string]*instance
 	invoking  int           // Invoke API requests in flight
@@ -94,10 +94,10 @@ func (p *pool) run(ctx context.Context) {
 	p.spawnLocked()
 	p.mu.Unlock()
 	<-ctx.Done()
-	p.wg.Wait()
 	p.mu.Lock()
-	p.ctx = nil
+	p.ctx = nil // no instance starts after this: Wait sees every Add
 	p.mu.Unlock()
+	p.wg.Wait()
 }
 
 // spawnLocked starts one more instance, unless the pool is full or stopping.
