@@ -74,16 +74,12 @@ func TestConcurrentLargeResponses(t *testing.T) {
 		}
 	}
 
-	stop := make(chan struct{})
-	defer close(stop)
+	// Busy goroutines keep every core saturated while the test runs.
+	var done atomic.Bool
+	defer done.Store(true)
 	for range runtime.NumCPU() {
 		go func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			for n := 0; !done.Load(); n++ {
 			}
 		}()
 	}

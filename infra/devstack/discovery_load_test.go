@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,16 +73,12 @@ func TestDiscoveryDuringSync(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stop := make(chan struct{})
-	defer close(stop)
+	// Busy goroutines keep every core saturated while the test runs.
+	var done atomic.Bool
+	defer done.Store(true)
 	for range runtime.NumCPU() {
 		go func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			for n := 0; !done.Load(); n++ {
 			}
 		}()
 	}
