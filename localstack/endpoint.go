@@ -124,8 +124,10 @@ func newProxy(target *url.URL, dial func(ctx context.Context, network, addr stri
 				var tooLarge *http.MaxBytesError
 				if errors.As(err, &tooLarge) {
 					http.Error(w, fmt.Sprintf("local AWS endpoint: request body over %d bytes", maxRequestBody), http.StatusRequestEntityTooLarge)
+					return
 				}
-				return // otherwise the client went away mid-request
+				http.Error(w, "local AWS endpoint: read the request body: "+err.Error(), http.StatusBadRequest)
+				return
 			}
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 			r.Header.Del("Transfer-Encoding")

@@ -191,11 +191,16 @@ func (rw *runtimeWatch) handler(next http.Handler) http.Handler {
 			}}, r)
 		case r.Method == http.MethodPost && strings.HasPrefix(tail, "2018-06-01/runtime/invocation/"):
 			id, result, _ := strings.Cut(strings.TrimPrefix(tail, "2018-06-01/runtime/invocation/"), "/")
-			sw := &statusWriter{ResponseWriter: w}
-			next.ServeHTTP(sw, r)
-			if (result == "response" || result == "error") && sw.status < 300 {
-				rw.emit(RuntimeEvent{Kind: Answered, Function: fn, Instance: instance, RequestID: id})
+			if result != "response" && result != "error" {
+				next.ServeHTTP(w, r)
+				return
 			}
+			// Told before the instance hears back, so before it can poll again.
+			next.ServeHTTP(&statusWriter{ResponseWriter: w, written: func(status int) {
+				if status < 300 {
+					rw.emit(RuntimeEvent{Kind: Answered, Function: fn, Instance: instance, RequestID: id})
+				}
+			}}, r)
 		default:
 			next.ServeHTTP(w, r)
 		}
@@ -258,22 +263,24 @@ func (w *nextWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController (the proxy's flushes) reach the connection.
 func (w *nextWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// statusWriter remembers the status of a response.
+// statusWriter tells written the status of a response before it is sent.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	written func(status int)
+	status  int
 }
 
 func (w *statusWriter) WriteHeader(status int) {
 	if w.status == 0 {
 		w.status = status
+		w.written(status)
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	return w.ResponseWriter.Write(b)
 }

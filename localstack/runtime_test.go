@@ -83,8 +83,17 @@ func TestRuntimeInstances(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	go serve("1", false)
-	go serve("2", true)
+	var served sync.WaitGroup
+	for _, in := range []struct {
+		id   string
+		fail bool
+	}{{"1", false}, {"2", true}} {
+		served.Add(1)
+		go func() {
+			defer served.Done()
+			serve(in.id, in.fail)
+		}()
+	}
 
 	// kumo answers 502 to an invoke before any process ever polled (the SDK retries it).
 	if err := ep.WaitPolling(ctx, fn); err != nil {
@@ -121,6 +130,7 @@ func TestRuntimeInstances(t *testing.T) {
 	if ok != 1 || failed != 1 {
 		t.Errorf("%d answered, %d failed; want 1 and 1", ok, failed)
 	}
+	served.Wait() // an instance hears back after the watcher was told
 	mu.Lock()
 	defer mu.Unlock()
 	if len(took) != 2 || took[""] != "" {

@@ -20,8 +20,13 @@ import (
 )
 
 // attempts counts the HTTP attempts the SDK makes: with its retryer, one call may make
-// several. Any attempt beyond the first of a call is a retry.
-type attempts struct{ calls, tries atomic.Int64 }
+// several. Any attempt beyond the first of a call is a retry; failed holds why attempts
+// failed.
+type attempts struct {
+	calls, tries atomic.Int64
+	mu           sync.Mutex
+	failed       map[string]int
+}
 
 func (a *attempts) install(stack *middleware.Stack) error {
 	if err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("countCalls",
@@ -35,7 +40,16 @@ func (a *attempts) install(stack *middleware.Stack) error {
 	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("countTries",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			a.tries.Add(1)
-			return next.HandleFinalize(ctx, in)
+			out, md, err := next.HandleFinalize(ctx, in)
+			if err != nil {
+				a.mu.Lock()
+				if a.failed == nil {
+					a.failed = map[string]int{}
+				}
+				a.failed[err.Error()]++
+				a.mu.Unlock()
+			}
+			return out, md, err
 		}), "Retry", middleware.After)
 }
 
@@ -84,7 +98,7 @@ func TestConcurrentLargeResponses(t *testing.T) {
 		}()
 	}
 
-	const calls, workers, keysPerRead = 2000, 32, 8
+	const calls, workers, keysPerRead = 2000, 32, 6
 	count.calls.Store(0)
 	count.tries.Store(0)
 	var increments, failures atomic.Int64
@@ -117,7 +131,7 @@ func TestConcurrentLargeResponses(t *testing.T) {
 		t.Errorf("%d of %d calls failed", f, calls)
 	}
 	if retries := count.tries.Load() - count.calls.Load(); retries != 0 {
-		t.Errorf("the SDK retried %d times in %d calls", retries, count.calls.Load())
+		t.Errorf("the SDK retried %d times in %d calls; the attempts failed with %v", retries, count.calls.Load(), count.failed)
 	}
 	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{"PK": &types.AttributeValueMemberS{Value: "counter"}}})
