@@ -203,8 +203,12 @@ func (s *Store) Complete(ctx context.Context, c routing.Claim) error {
 		set += ", reason = :r"
 		vals[":r"] = sv(c.Reason)
 	}
+	names := map[string]string{"#status": "status"}
 	if len(c.Response) > 0 {
-		set += ", response = :resp"
+		// RESPONSE is one of DynamoDB's reserved words: it needs an alias (kumo does not
+		// check, moto does: see TestEngine).
+		set += ", #response = :resp"
+		names["#response"] = "response"
 		vals[":resp"] = sv(string(c.Response))
 	}
 	if c.Fee != "" {
@@ -214,7 +218,7 @@ func (s *Store) Complete(ctx context.Context, c routing.Claim) error {
 	items := []types.TransactWriteItem{{Update: &types.Update{
 		TableName: aws.String(s.table), Key: key(msgPrefix+messageKey(c.From, c.MessageID), skDelivery),
 		UpdateExpression: aws.String(set), ConditionExpression: aws.String("#status = :pending"),
-		ExpressionAttributeNames: map[string]string{"#status": "status"}, ExpressionAttributeValues: vals,
+		ExpressionAttributeNames: names, ExpressionAttributeValues: vals,
 	}}}
 	if c.Status == routing.ClaimDelivered && c.Fee != "" {
 		entry := key(ledgerPrefix+messageKey(c.From, c.MessageID), "0001")
