@@ -449,14 +449,20 @@ func (s *Store) reindex(ctx context.Context, did string, old, new []string, expi
 }
 
 // writeIndex deletes the entries of the keys that went and puts those that came (all of
-// them again when they expire, to carry the expiry); nothing when they are the same.
+// them again when they expire, to carry the expiry); nothing when they are the same. Each
+// key is written once: DynamoDB refuses a batch that names an item twice.
 func (s *Store) writeIndex(ctx context.Context, did string, old, new []string, expires time.Time) error {
 	oldSet := map[string]bool{}
 	for _, k := range old {
 		oldSet[k] = true
 	}
 	var writes []types.WriteRequest
+	written := map[string]bool{}
 	for _, k := range new {
+		if written[k] {
+			continue
+		}
+		written[k] = true
 		if oldSet[k] && expires.IsZero() {
 			delete(oldSet, k)
 			continue

@@ -113,13 +113,9 @@ func (s *Store) PutBundle(ctx context.Context, trustDomain string, jwks []byte, 
 
 // Bundles implements identity.BundleStore with BatchGetItem.
 func (s *Store) Bundles(ctx context.Context, domains []string) (map[string]identity.StoredBundle, error) {
-	keys := make([]map[string]types.AttributeValue, 0, len(domains))
-	seen := map[string]bool{}
-	for _, d := range domains {
-		if !seen[d] { // BatchGetItem refuses duplicate keys
-			seen[d] = true
-			keys = append(keys, key(bundlePrefix+d, skJWKS))
-		}
+	keys := make([]map[string]types.AttributeValue, len(domains))
+	for i, d := range domains {
+		keys[i] = key(bundlePrefix+d, skJWKS)
 	}
 	items, err := s.batchGet(ctx, keys)
 	if err != nil {

@@ -95,8 +95,10 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 }
 
 // batchGetProjected gets the items of keys, 100 a request, with a projection when proj
-// is set.
+// is set. DynamoDB refuses a request that names one key twice (ValidationException), so
+// each key is asked for once: a message from an agent to itself names its record twice.
 func (s *Store) batchGetProjected(ctx context.Context, keys []map[string]types.AttributeValue, proj string, names map[string]string) ([]map[string]types.AttributeValue, error) {
+	keys = distinctKeys(keys)
 	var items []map[string]types.AttributeValue
 	for len(keys) > 0 {
 		n := min(len(keys), 100)
@@ -120,6 +122,20 @@ func (s *Store) batchGetProjected(ctx context.Context, keys []map[string]types.A
 		}
 	}
 	return items, nil
+}
+
+// distinctKeys returns keys without repeats, in their first order.
+func distinctKeys(keys []map[string]types.AttributeValue) []map[string]types.AttributeValue {
+	seen := make(map[[2]string]bool, len(keys))
+	out := keys[:0:0]
+	for _, k := range keys {
+		id := [2]string{str(k, AttrPK), str(k, AttrSK)}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

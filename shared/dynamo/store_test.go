@@ -124,3 +124,40 @@ func TestMissingTableIsInternal(t *testing.T) {
 		t.Fatalf("RegistryStates err = %v", err)
 	}
 }
+
+// DynamoDB refuses a batch that names one item twice (kumo accepts it, moto does not: see
+// TestEngine). A repeated DID is read once, a repeated facet written once.
+func TestRepeatedKeysInBatches(t *testing.T) {
+	ctx := context.Background()
+	db, ops := localtest.CountingDynamoDB(t)
+	s := dynamo.NewStore(db, localtest.Table(t))
+	a := federation.Agent{
+		DID: "did:agentvault:test/twice", SourceID: "twice", Registry: "alpha", Status: federation.StatusActive,
+		ServiceType: "text", Capabilities: []string{"echo", "echo"}, Tags: []string{"x", "x"},
+	}
+	// The same agent without the repeats: what writing it takes.
+	twin := a
+	twin.DID, twin.SourceID, twin.Capabilities, twin.Tags = "did:agentvault:test/once", "once", []string{"echo"}, []string{"x"}
+	if _, err := s.PutAgent(ctx, twin, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	want := ops.Writes()
+	ops.Reset()
+	if _, err := s.PutAgent(ctx, a, "", nil); err != nil {
+		t.Fatalf("an agent with a repeated capability and tag: %v", err)
+	}
+	if ops.Writes() != want {
+		t.Errorf("the agent with repeats took %d writes, without them %d", ops.Writes(), want)
+	}
+	got, err := s.Agents(ctx, []string{a.DID, a.DID, "did:agentvault:test/none", "did:agentvault:test/none"})
+	if err != nil {
+		t.Fatalf("a repeated DID: %v", err)
+	}
+	if len(got) != 1 || got[0].DID != a.DID {
+		t.Errorf("got %+v, want the agent once", got)
+	}
+	dids, _, err := s.QueryFacet(ctx, directory.FacetKey("capability", "echo", federation.StatusActive), "", 10)
+	if err != nil || !slices.Equal(dids, []string{twin.DID, a.DID}) {
+		t.Errorf("the echo facet lists %v, %v; want each agent once", dids, err)
+	}
+}
