@@ -12,12 +12,20 @@ VENV       := $(TOOLS)/venv
 STATICCHECK_VERSION := v0.8.2
 CFN_LINT_VERSION    := 1.58.0
 SAM_CLI_VERSION     := 1.170.0
+MOTO_VERSION        := 5.2.5
 
 # The tools live under .tools/; a changed pin installs the new version on the next use.
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 CFN_LINT    := $(VENV)/bin/cfn-lint
 SAM         := $(VENV)/bin/sam
 PY_TOOLS    := $(VENV)/.installed-cfn-lint-$(CFN_LINT_VERSION)-sam-$(SAM_CLI_VERSION)
+# moto's server, the tests' second DynamoDB engine, has a venv of its own: moto[server]
+# brings its own cfn-lint, Flask and boto pins, which must not move the ones above.
+MOTO_VENV   := $(TOOLS)/moto-$(MOTO_VERSION)
+MOTO        := $(MOTO_VENV)/.installed
+# The packages whose tests run on moto too: the store, the directory, routing, identity,
+# and the engine's own checks.
+MOTO_PKGS   := ./infra/localtest/... ./shared/dynamo/... ./shared/directory/... ./shared/routing/... ./shared/identity/...
 # sam build copies CodeUri (the whole repository, .tools/ included) per function unless it
 # builds in source; the makefile build only writes to ARTIFACTS_DIR, so in source is safe.
 SAM_BUILD_FLAGS ?= --build-in-source --parallel
@@ -39,7 +47,7 @@ HOSTBUILD  = CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s
 # go list -export compiles packages into the build cache as go build would, without linking.
 HOSTLIST   = CGO_ENABLED=0 $(GO) list -export -tags lambda.norpc -trimpath -f '{{.Export}}'
 
-.PHONY: help run devstack test gotest lint vet staticcheck template-lint build invoke bench clean deploy tools
+.PHONY: help run devstack test gotest gotest-moto lint vet staticcheck template-lint build invoke bench clean deploy tools
 
 help: ## Show the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -53,10 +61,15 @@ devstack: ## Build the dev stack and compile the functions' packages (the first 
 	@infra/with-progress.sh "compiling the dev stack and the functions" "(a first run compiles the AWS emulator and every function: a few minutes)" \
 		sh -c "$(HOSTBUILD) -o $(BIN)/devstack ./infra/cmd/devstack && $(HOSTLIST) ./functions/... >/dev/null"
 
-test: lint gotest ## Every test: vet, staticcheck, template lint, go test -race.
+test: lint gotest gotest-moto ## Every test: vet, staticcheck, template lint, go test -race (kumo), then the DynamoDB tests on moto.
 
 gotest:
 	$(GO) test -race -count=1 ./...
+
+# kumo, the local endpoint's emulator, is lenient where DynamoDB is strict: the store,
+# directory, routing and identity tests run again on moto's DynamoDB (infra/localtest).
+gotest-moto: $(MOTO) ## The store, directory, routing and identity tests on moto's DynamoDB.
+	LOCALTEST_DYNAMODB=moto LOCALTEST_MOTO_PYTHON=$(MOTO_VENV)/bin/python $(GO) test -race -count=1 $(MOTO_PKGS)
 
 lint: vet staticcheck template-lint ## go vet, staticcheck, cfn-lint and sam validate --lint.
 
@@ -108,7 +121,7 @@ deploy: $(PY_TOOLS) ## sam build && sam deploy (--guided until samconfig.toml ex
 clean: ## Remove build outputs (keeps the installed tools).
 	rm -rf .build .aws-sam
 
-tools: $(STATICCHECK) $(PY_TOOLS) ## Install staticcheck, cfn-lint and the SAM CLI into .tools/.
+tools: $(STATICCHECK) $(PY_TOOLS) $(MOTO) ## Install staticcheck, cfn-lint, the SAM CLI and moto into .tools/.
 
 $(STATICCHECK):
 	GOBIN=$(@D) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -121,4 +134,11 @@ $(VENV)/bin/python:
 $(PY_TOOLS): | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet cfn-lint==$(CFN_LINT_VERSION) aws-sam-cli==$(SAM_CLI_VERSION)
 	rm -f $(VENV)/.installed-*
+	touch $@
+
+$(MOTO):
+	rm -rf $(MOTO_VENV)
+	python3 -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install --quiet --upgrade pip
+	$(MOTO_VENV)/bin/pip install --quiet 'moto[server]==$(MOTO_VERSION)'
 	touch $@

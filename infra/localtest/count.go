@@ -7,8 +7,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
-
-	"github.com/federation-gateway/gateway/shared/dynamo"
 )
 
 // Ops counts the DynamoDB operations a client made, by operation name, and the items they
@@ -41,11 +39,12 @@ func (o *Ops) Reset() {
 	o.calls, o.writes = map[string]int{}, 0
 }
 
-// CountingDynamoDB returns a DynamoDB client of the local endpoint that counts what it does.
+// CountingDynamoDB returns a DynamoDB client of the tests' DynamoDB engine that counts what
+// it does.
 func CountingDynamoDB(t testing.TB) (*dynamodb.Client, *Ops) {
 	t.Helper()
 	ops := &Ops{calls: map[string]int{}}
-	return CountOps(dynamo.NewClient(AWSConfig(t), true), ops), ops
+	return CountOps(DynamoDB(t), ops), ops
 }
 
 // CountOps returns a copy of client that counts its operations in ops.
