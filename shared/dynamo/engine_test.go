@@ -321,6 +321,29 @@ var engineChecks = []engineCheck{
 		},
 	},
 	{
+		name: "a batch read takes at most 100 keys, a batch write 25 requests",
+		// BatchGetItem: "up to 100 items"; BatchWriteItem: "as many as 25 put or delete
+		// requests"; more is a ValidationException.
+		deviates: map[string]string{
+			localtest.EngineMoto: "it takes more than 25 write requests; the store writes 25 a request (batchWrite), and kumo refuses more",
+		},
+		check: func(t *testing.T, e *engine) (bool, string) {
+			var keys []map[string]types.AttributeValue
+			var writes []types.WriteRequest
+			for i := range 101 {
+				keys = append(keys, e.key())
+				if i < 26 {
+					writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: e.key()}})
+				}
+			}
+			_, err := e.db.BatchGetItem(context.Background(), &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{e.table: {Keys: keys}}})
+			readRefused, read := validation(err)
+			_, err = e.db.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{e.table: writes}})
+			writeRefused, write := validation(err)
+			return readRefused && writeRefused, "101 keys: " + read + "; 26 requests: " + write
+		},
+	},
+	{
 		name: "a canceled transaction keeps other requests' writes",
 		// TransactWriteItems: a canceled transaction undoes its own items only, and
 		// transactions are isolated from other writes. moto's server alone is not (see
