@@ -47,13 +47,8 @@ func (e *engine) key() map[string]types.AttributeValue {
 
 func (e *engine) put(t *testing.T, key map[string]types.AttributeValue, attrs map[string]types.AttributeValue) {
 	t.Helper()
-	item := map[string]types.AttributeValue{}
-	for k, v := range key {
-		item[k] = v
-	}
-	for k, v := range attrs {
-		item[k] = v
-	}
+	item := maps.Clone(key)
+	maps.Copy(item, attrs)
 	if _, err := e.db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(e.table), Item: item}); err != nil {
 		t.Fatal(err)
 	}
@@ -161,10 +156,8 @@ var engineChecks = []engineCheck{
 		check: func(t *testing.T, e *engine) (bool, string) {
 			k := e.key()
 			e.put(t, k, map[string]types.AttributeValue{"holder": s("first")})
-			item := map[string]types.AttributeValue{"holder": s("second")}
-			for a, v := range k {
-				item[a] = v
-			}
+			item := maps.Clone(k)
+			item["holder"] = s("second")
 			_, err := e.db.PutItem(context.Background(), &dynamodb.PutItemInput{
 				TableName: aws.String(e.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)"),
 				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
