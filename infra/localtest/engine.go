@@ -64,6 +64,19 @@ func DynamoDBURL(t testing.TB) string {
 	return motoServer.url
 }
 
+// logMotoErrors makes a failed test show what moto's server logged (its errors, with their
+// tracebacks), if anything.
+func logMotoErrors(t testing.TB) {
+	t.Helper()
+	DynamoDBURL(t)
+	m := motoServer
+	t.Cleanup(func() {
+		if msg := m.stderr.String(); t.Failed() && msg != "" {
+			t.Logf("moto's server logged:\n%s", msg)
+		}
+	})
+}
+
 var (
 	motoOnce   sync.Once
 	motoServer *moto
@@ -74,8 +87,9 @@ var (
 // standard input closes, which the kernel does when the test process ends, however it
 // ends (a panic, a timeout, a kill), so no test run leaves one behind.
 type moto struct {
-	url string
-	cmd *exec.Cmd
+	url    string
+	cmd    *exec.Cmd
+	stderr *capped
 	// stdin is held, never written: closing it (at exit) stops the server. Dropping the
 	// reference would let the garbage collector close it early.
 	stdin io.WriteCloser
@@ -157,7 +171,7 @@ func startMoto(serialize bool) (*moto, error) {
 		if _, err := strconv.Atoi(p); err != nil {
 			return nil, fail("did not say its port")
 		}
-		return &moto{url: "http://127.0.0.1:" + p, cmd: cmd, stdin: stdin}, nil
+		return &moto{url: "http://127.0.0.1:" + p, cmd: cmd, stdin: stdin, stderr: stderr}, nil
 	case <-time.After(60 * time.Second):
 		return nil, fail("did not start within 60s")
 	}

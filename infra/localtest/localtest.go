@@ -76,6 +76,7 @@ func Table(t testing.TB) string {
 		// run on moto read no stream: its tables have none.
 		table.Properties = maps.Clone(table.Properties)
 		delete(table.Properties, "StreamSpecification")
+		logMotoErrors(t)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
