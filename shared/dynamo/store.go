@@ -27,17 +27,6 @@ const (
 	skMeta         = "META"
 )
 
-// NewClient returns a DynamoDB client for the SDK configuration. A local endpoint (the
-// embedded emulator) sends no CRC32 checksum header, so response checksum validation is
-// off for it, and only for it.
-func NewClient(cfg aws.Config, localEndpoint bool) *dynamodb.Client {
-	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		if localEndpoint {
-			o.DisableValidateResponseChecksum = true
-		}
-	})
-}
-
 // Store is the table.
 type Store struct {
 	db    *dynamodb.Client
