@@ -83,7 +83,7 @@ func token(t testing.TB, fed *demo.Federation, hrid string) string {
 }
 
 func TestRoute(t *testing.T) {
-	h, fed := handler(t, routing.Options{AgentRate: 3})
+	h, fed := handler(t, routing.Options{AgentRate: 3, Clock: localtest.MinuteClock()})
 	ctx := context.Background()
 	send := func(ev events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
 		t.Helper()

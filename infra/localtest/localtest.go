@@ -126,3 +126,14 @@ func HTTPEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 	}
 	return ev
 }
+
+// MinuteClock returns a clock for a router that starts at the start of the current
+// minute and runs with real time. The rate limits count per minute of the router's
+// clock, so a test that fills a limit and then expects a refusal would see the limit
+// renewed if a minute started in between (more likely the slower the engine: moto);
+// with this clock only a test longer than a minute can.
+func MinuteClock() func() time.Time {
+	start := time.Now()
+	minute := start.Truncate(time.Minute)
+	return func() time.Time { return minute.Add(time.Since(start)) }
+}

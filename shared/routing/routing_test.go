@@ -40,6 +40,8 @@ type fixture struct {
 	verifier  *identity.Verifier
 	deliverer routing.Deliverer
 	jwks      []byte
+	// clock is the routers' clock (localtest.MinuteClock).
+	clock func() time.Time
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -55,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(signer.JWKS()) }))
 	t.Cleanup(gw.Close)
 	fed, store, ops := localtest.Federation(t, gw.URL)
-	f := &fixture{fed: fed, store: store, ops: ops, jwks: signer.JWKS()}
+	f := &fixture{fed: fed, store: store, ops: ops, jwks: signer.JWKS(), clock: localtest.MinuteClock()}
 	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 5 * time.Second})
 	if f.verifier, err = identity.NewVerifier(identity.Options{Audience: audience, Replay: f.store.ReplayGuard()}); err != nil {
 		t.Fatal(err)
@@ -68,6 +70,9 @@ func (f *fixture) router(t *testing.T, opts routing.Options) *routing.Router {
 	t.Helper()
 	if opts.DeliveryBudget == 0 {
 		opts.DeliveryBudget = 2 * time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = f.clock
 	}
 	r, err := routing.New(f.verifier, f.store, f.deliverer, opts, logs.New(&bytes.Buffer{}, "error"))
 	if err != nil {
