@@ -18,11 +18,8 @@ MOTO_VERSION        := 5.2.5
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 CFN_LINT    := $(VENV)/bin/cfn-lint
 SAM         := $(VENV)/bin/sam
-PY_TOOLS    := $(VENV)/.installed-cfn-lint-$(CFN_LINT_VERSION)-sam-$(SAM_CLI_VERSION)
-# moto's server, the tests' second DynamoDB engine, has a venv of its own: moto[server]
-# brings its own cfn-lint, Flask and boto pins, which must not move the ones above.
-MOTO_VENV   := $(TOOLS)/moto-$(MOTO_VERSION)
-MOTO        := $(MOTO_VENV)/.installed
+# cfn-lint, the SAM CLI and moto's server (the tests' second DynamoDB engine) share one venv.
+PY_TOOLS    := $(VENV)/.installed-cfn-lint-$(CFN_LINT_VERSION)-sam-$(SAM_CLI_VERSION)-moto-$(MOTO_VERSION)
 # The packages whose tests run on moto too: the store, the directory, routing, identity,
 # and the engine's own checks.
 MOTO_PKGS   := ./infra/localtest/... ./shared/dynamo/... ./shared/directory/... ./shared/routing/... ./shared/identity/...
@@ -68,8 +65,8 @@ gotest:
 
 # kumo, the local endpoint's emulator, is lenient where DynamoDB is strict: the store,
 # directory, routing and identity tests run again on moto's DynamoDB (infra/localtest).
-gotest-moto: $(MOTO) ## The store, directory, routing and identity tests on moto's DynamoDB.
-	LOCALTEST_DYNAMODB=moto LOCALTEST_MOTO_PYTHON=$(MOTO_VENV)/bin/python $(GO) test -race -count=1 $(MOTO_PKGS)
+gotest-moto: $(PY_TOOLS) ## The store, directory, routing and identity tests on moto's DynamoDB.
+	LOCALTEST_DYNAMODB=moto LOCALTEST_MOTO_PYTHON=$(VENV)/bin/python $(GO) test -race -count=1 $(MOTO_PKGS)
 
 lint: vet staticcheck template-lint ## go vet, staticcheck, cfn-lint and sam validate --lint.
 
@@ -121,7 +118,7 @@ deploy: $(PY_TOOLS) ## sam build && sam deploy (--guided until samconfig.toml ex
 clean: ## Remove build outputs (keeps the installed tools).
 	rm -rf .build .aws-sam
 
-tools: $(STATICCHECK) $(PY_TOOLS) $(MOTO) ## Install staticcheck, cfn-lint, the SAM CLI and moto into .tools/.
+tools: $(STATICCHECK) $(PY_TOOLS) ## Install staticcheck, cfn-lint, the SAM CLI and moto into .tools/.
 
 $(STATICCHECK):
 	GOBIN=$(@D) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -130,15 +127,9 @@ $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 
-# One pip run for both, so the resolver keeps cfn-lint within what aws-sam-cli accepts.
+# One pip run for all three, so the resolver keeps cfn-lint within what aws-sam-cli accepts
+# and moto[server]'s own needs (cfn-lint, Flask, boto3) within both.
 $(PY_TOOLS): | $(VENV)/bin/python
-	$(VENV)/bin/pip install --quiet cfn-lint==$(CFN_LINT_VERSION) aws-sam-cli==$(SAM_CLI_VERSION)
+	$(VENV)/bin/pip install --quiet cfn-lint==$(CFN_LINT_VERSION) aws-sam-cli==$(SAM_CLI_VERSION) 'moto[server]==$(MOTO_VERSION)'
 	rm -f $(VENV)/.installed-*
-	touch $@
-
-$(MOTO):
-	rm -rf $(MOTO_VENV)
-	python3 -m venv $(MOTO_VENV)
-	$(MOTO_VENV)/bin/pip install --quiet --upgrade pip
-	$(MOTO_VENV)/bin/pip install --quiet 'moto[server]==$(MOTO_VERSION)'
 	touch $@
