@@ -44,6 +44,8 @@ func TestErrorMapsCodesToStatuses(t *testing.T) {
 		{federation.Errorf(federation.ECONFLICT, "changed"), 409, "conflict", "changed", ""},
 		{federation.Errorf(federation.ETOOLARGE, "over 1 MiB"), 413, "too_large", "over 1 MiB", ""},
 		{federation.Errorf(federation.ERATELIMITED, "slow down"), 429, "rate_limited", "slow down", ""},
+		{federation.Errorf(federation.ELOCKED, "lane paused"), 423, "locked", "lane paused", ""},
+		{federation.Errorf(federation.EUNACCEPTABLE, "deposit not acceptable"), 422, "unacceptable", "deposit not acceptable", ""},
 		{federation.Wrap(federation.EUNAVAILABLE, errors.New("dial tcp 10.0.0.1"), "registry down"), 502, "unavailable", "registry down", "10.0.0.1"},
 		// Anything that is not a domain error is internal, and its text never reaches the caller.
 		{errors.New("table arn:aws:dynamodb:secret-table missing"), 500, "internal", "An internal error occurred.", "secret-table"},

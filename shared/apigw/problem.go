@@ -35,6 +35,8 @@ var statusOf = map[string]int{
 	federation.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	federation.EMEDIATYPE:    http.StatusUnsupportedMediaType,
 	federation.ERATELIMITED:  http.StatusTooManyRequests,
+	federation.ELOCKED:       http.StatusLocked,
+	federation.EUNACCEPTABLE: http.StatusUnprocessableEntity,
 	federation.EUNAVAILABLE:  http.StatusBadGateway,
 	federation.EINTERNAL:     http.StatusInternalServerError,
 }

@@ -18,6 +18,8 @@ const (
 	ETOOLARGE     = "too_large"              // the request body is over a limit
 	EMEDIATYPE    = "unsupported_media_type" // the request body is not of a media type the endpoint takes
 	ERATELIMITED  = "rate_limited"           // a rate limit was reached
+	ELOCKED       = "locked"                 // the resource is switched off for now (a paused bridge lane)
+	EUNACCEPTABLE = "unacceptable"           // well-formed, but what it refers to cannot be used (a deposit)
 	EUNAVAILABLE  = "unavailable"            // a dependency (registry, agent) failed or is down
 	EINTERNAL     = "internal"               // a fault of ours; its detail is logged, never shown
 )
