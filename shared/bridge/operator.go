@@ -16,10 +16,10 @@ import (
 // principals allowed lambda:InvokeFunction can call; every action that changes something
 // is appended to the audit ledger under its request ID, and applied once.
 const (
-	ActionSeed       = "seed"        // record liquidity put into the gateway's account on a registry
-	ActionPause      = "pause"       // stop a lane accepting transfers (and reserving for accepted ones)
-	ActionResume     = "resume"      // let it accept again
-	ActionSetLimits  = "set_limits"  // change a lane's fee rate, min, max, bucket
+	ActionSeed       = "seed"       // record liquidity put into the gateway's account on a registry
+	ActionPause      = "pause"      // stop a lane accepting transfers (and reserving for accepted ones)
+	ActionResume     = "resume"     // let it accept again
+	ActionSetLimits  = "set_limits" // change a lane's fee rate, min, max, bucket
 	ActionListParked = "list_manual_review"
 	ActionResolve    = "resolve"   // resolve a transfer in manual_review
 	ActionLanes      = "lanes"     // the lanes, as status shows them

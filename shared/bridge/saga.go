@@ -295,7 +295,9 @@ func (b *Bridge) Reserve(ctx context.Context, id string) (string, error) {
 
 // Message is what the gateway's own transfers say: how a later attempt, and
 // reconciliation, recognise them among a token service's transactions.
-func Message(transferID, kind string) string { return "federation-gateway bridge " + transferID + " " + kind }
+func Message(transferID, kind string) string {
+	return "federation-gateway bridge " + transferID + " " + kind
+}
 
 // Mint pays the receiver on the target registry from the gateway's account there, with the
 // Idempotency-Key <transfer>#mint. Before it sends, it records that a mint may go out; a
