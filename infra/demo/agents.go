@@ -73,6 +73,16 @@ func newAgents(base string) []*Agent {
 	return out
 }
 
+// Account is the agent's account on its registries' token services: its DID as the
+// gateway's directory knows it (the card's did, else did:agentvault:<humanReadableId>),
+// the way the TEG token service names accounts by DID.
+func (a *Agent) Account() string {
+	if a.DID != "" {
+		return a.DID
+	}
+	return "did:agentvault:" + a.HumanReadableID
+}
+
 // AgentCard is the agent's A2A v1.0 agent card, as it serves it.
 func (a *Agent) AgentCard() *a2a.AgentCard {
 	card := &a2a.AgentCard{

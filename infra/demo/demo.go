@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +57,7 @@ type Federation struct {
 	AgentsURL string
 
 	registries []*Registry
+	tegs       map[string]*TEG
 	agents     []*Agent
 	agentsSrv  *http.Server
 	agentsDone chan struct{}
@@ -89,6 +91,18 @@ func Start(ctx context.Context, opts Options) (_ *Federation, err error) {
 	mux.Handle("/", agentsHandler(f.agents, logger))
 	mux.HandleFunc("POST /demo/registries/{id}/{action}", f.control)
 	mux.HandleFunc("GET /demo/token", f.token)
+	f.tegs = map[string]*TEG{Alpha: NewTEG(Alpha), Beta: NewTEG(Beta)}
+	for id, t := range f.tegs {
+		mux.Handle("/teg/"+id+"/", http.StripPrefix("/teg/"+id, t.Handler()))
+		t.Open(GatewayAccount, GatewayStartBalance)
+	}
+	for _, a := range f.agents {
+		for _, id := range a.Registries {
+			f.tegs[id].Open(a.Account(), AgentStartBalance)
+		}
+	}
+	mux.HandleFunc("GET /demo/teg/token", f.tegToken)
+	mux.HandleFunc("POST /demo/teg/{registry}/faults", f.tegFaults)
 	f.agentsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		defer close(f.agentsDone)
@@ -162,18 +176,80 @@ func (f *Federation) Agent(humanReadableID string) *Agent {
 }
 
 // Config is a gateway configuration document (shared/config) that federates the two
-// registries. It allows private networks, since everything listens on 127.0.0.1 over
+// registries and bridges tokens between their token services both ways, with the default
+// lane limits. It allows private networks, since everything listens on 127.0.0.1 over
 // http.
 func (f *Federation) Config() []byte {
-	doc := config.Document{AllowPrivateNetworks: true, Registries: []federation.Registry{}, Gateway: config.Gateway{URL: f.gatewayURL}}
+	doc := config.Document{AllowPrivateNetworks: true, Registries: []federation.Registry{}, Gateway: config.Gateway{URL: f.gatewayURL},
+		Bridge: config.Bridge{Registries: map[string]config.BridgeRegistry{}, Lanes: map[string]config.BridgeLane{
+			Alpha + "->" + Beta: {}, Beta + "->" + Alpha: {}}}}
 	for _, r := range f.registries {
 		doc.Registries = append(doc.Registries, federation.Registry{ID: r.ID, Kind: r.Kind, URL: r.URL()})
+		doc.Bridge.Registries[r.ID] = config.BridgeRegistry{TEGURL: f.TEGURL(r.ID), Account: GatewayAccount}
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		panic(err) // plain strings and bools always marshal
 	}
 	return append(b, '\n')
+}
+
+// TEG returns a registry's token service, nil if there is none.
+func (f *Federation) TEG(registry string) *TEG { return f.tegs[registry] }
+
+// TEGURL is the base URL of a registry's token service.
+func (f *Federation) TEGURL(registry string) string { return f.AgentsURL + "/teg/" + registry }
+
+// GatewayTEGTokens returns the gateway's Bearer token on each registry's token service:
+// what an operator puts in the Secrets Manager secret federation-gateway/<stage>/teg/<id>.
+func (f *Federation) GatewayTEGTokens() map[string]string {
+	out := map[string]string{}
+	for id, t := range f.tegs {
+		out[id] = t.Token(GatewayAccount)
+	}
+	return out
+}
+
+// tegToken answers a demo agent's Bearer token on a registry's token service, for curl:
+//
+//	curl '127.0.0.1:8200/demo/teg/token?registry=alpha&agent=acme/weather-bot'
+func (f *Federation) tegToken(w http.ResponseWriter, r *http.Request) {
+	t := f.TEG(r.URL.Query().Get("registry"))
+	a := f.Agent(r.URL.Query().Get("agent"))
+	if t == nil || a == nil || !slices.Contains(a.Registries, t.Registry) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "registry= names a demo registry (alpha, beta) and agent= one of its agents"})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte(t.Token(a.Account())))
+}
+
+// tegFaults queues faults on a registry's token service, as the demo registries can be
+// stopped, so that a developer can watch the bridge resolve them:
+//
+//	curl -X POST 127.0.0.1:8200/demo/teg/beta/faults -d '{"kind":"apply-lose","op":"transfer","count":1}'
+func (f *Federation) tegFaults(w http.ResponseWriter, r *http.Request) {
+	t := f.TEG(r.PathValue("registry"))
+	var req struct {
+		Kind    string `json:"kind"`
+		Op      string `json:"op"`
+		Count   int    `json:"count"`
+		DelayMS int    `json:"delay_ms"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+	dec.DisallowUnknownFields()
+	if t == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no demo registry " + r.PathValue("registry")})
+		return
+	}
+	if err := dec.Decode(&req); err != nil || !slices.Contains(FaultKinds, req.Kind) || req.Count < 1 ||
+		!slices.Contains([]string{"", "transfer", "transactions", "balance"}, req.Op) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"kind": one of ` + strings.Join(FaultKinds, ", ") +
+			`, "op": transfer|transactions|balance (default any), "count": 1 or more, "delay_ms": for slow and apply-later}`})
+		return
+	}
+	t.Queue(req.Op, Fault{Kind: req.Kind, Delay: time.Duration(req.DelayMS) * time.Millisecond}, req.Count)
+	writeJSON(w, http.StatusOK, map[string]any{"registry": t.Registry, "queued": req})
 }
 
 // StopRegistry takes a registry down: its connections are closed and new ones refused.

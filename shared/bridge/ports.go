@@ -214,8 +214,8 @@ type Store interface {
 	Audit(ctx context.Context, a AuditEntry) error
 	// AuditLog returns the latest audit entries, newest first.
 	AuditLog(ctx context.Context, limit int) ([]AuditEntry, error)
-	// Ledger returns a transfer's (or operator request's) ledger entries.
-	Ledger(ctx context.Context, ref string) ([]Entry, error)
+	// LedgerEntries returns a transfer's (or operator request's) ledger entries.
+	LedgerEntries(ctx context.Context, ref string) ([]Entry, error)
 	// Parked returns the transfers in manual_review, oldest first.
 	Parked(ctx context.Context, limit int) ([]Transfer, error)
 	// InFlight returns the transfers of a lane that are not final nor parked, oldest

@@ -60,6 +60,7 @@ type Config struct {
 	Gateway              Gateway
 	TrustDomains         []federation.TrustDomain
 	Policy               Policy
+	Bridge               Bridge
 }
 
 // Gateway is how the gateway names itself to the agents.
@@ -104,6 +105,7 @@ type Document struct {
 	Gateway              Gateway                  `json:"gateway"`
 	TrustDomains         []federation.TrustDomain `json:"trust_domains"`
 	Policy               Policy                   `json:"policy"`
+	Bridge               Bridge                   `json:"bridge"`
 }
 
 // ParameterGetter reads an SSM parameter; *ssm.Client is one.
@@ -152,7 +154,12 @@ func Load(ctx context.Context, getenv func(string) string, params ParameterGette
 		cfg.Registries = doc.Registries
 		cfg.AllowPrivateNetworks = doc.AllowPrivateNetworks
 		cfg.Sync = doc.Sync
-		cfg.Gateway, cfg.TrustDomains, cfg.Policy = doc.Gateway, doc.TrustDomains, doc.Policy
+		cfg.Gateway, cfg.TrustDomains, cfg.Policy, cfg.Bridge = doc.Gateway, doc.TrustDomains, doc.Policy, doc.Bridge
+		for _, id := range sortedKeys(doc.Bridge.Registries) {
+			if s := doc.Bridge.Registries[id].CredentialsSecret; s != "" && cfg.Stage != "" && !strings.HasPrefix(s, "federation-gateway/"+cfg.Stage+"/teg/") {
+				problems = append(problems, fmt.Sprintf("%s: bridge.registries.%s.credentials_secret: the functions may read only federation-gateway/%s/teg/* secrets", source, id, cfg.Stage))
+			}
+		}
 		if cfg.Gateway.ID == "" {
 			cfg.Gateway.ID = "federation-gateway"
 		}
@@ -284,6 +291,7 @@ func Parse(raw []byte) (Document, error) {
 			problems = append(problems, fmt.Sprintf("sync.%s %d: want 0 (the default) to 100000", name, v))
 		}
 	}
+	problems = append(problems, checkBridge(doc)...)
 	if len(problems) > 0 {
 		return doc, errors.New(strings.Join(problems, "; "))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/shared/bridge"
 	"github.com/federation-gateway/gateway/shared/config"
 )
 
@@ -187,5 +188,62 @@ func TestAWSEndpoints(t *testing.T) {
 	}
 	if got := strings.Join(cfg.AWSEndpoints, " "); got != "127.0.0.1:4566 localstack.internal:443" {
 		t.Errorf("AWSEndpoints = %q", got)
+	}
+}
+
+func TestParseBridge(t *testing.T) {
+	base := `{"allow_private_networks": true, "registries": [
+	  {"id": "alpha", "url": "https://a.example", "kind": "agentvault"},
+	  {"id": "beta", "url": "https://b.example", "kind": "agentvault"}],
+	 "bridge": %s}`
+	tests := []struct {
+		bridge, wantErr string
+	}{
+		{`{"registries": {"alpha": {"teg_url": "https://teg-a.example", "account": "did:agentvault:gw"},
+		   "beta": {"teg_url": "http://127.0.0.1:1/teg", "account": "did:agentvault:gw", "initial_liquidity": "500.5", "low_liquidity": "0"}},
+		   "lanes": {"alpha->beta": {}, "beta->alpha": {"fee_rate": "0.0025", "max": "50", "capacity": "100", "refill_per_second": "0.5"}},
+		   "operators": ["did:key:zOperator"], "deposit_window_hours": 48, "teg_timeout_ms": 500}`, ""},
+		{`{"registries": {"gamma": {"teg_url": "https://g.example", "account": "x"}}}`, "bridge.registries.gamma: no such registry"},
+		{`{"registries": {"alpha": {"teg_url": "ftp://g.example", "account": "x"}}}`, "teg_url"},
+		{`{"registries": {"alpha": {"teg_url": "https://g.example"}}}`, "account"},
+		{`{"registries": {"alpha": {"teg_url": "https://g.example", "account": "x", "credentials_secret": "prod/teg"}}}`, "credentials_secret"},
+		{`{"registries": {"alpha": {"teg_url": "https://g.example", "account": "x", "initial_liquidity": "1e4"}}}`, "initial_liquidity"},
+		{`{"registries": {"alpha": {"teg_url": "https://g.example", "account": "x"}}, "lanes": {"alpha->beta": {}}}`, "registry beta has no entry"},
+		{`{"registries": {"alpha": {"teg_url": "https://g.example", "account": "x"}}, "lanes": {"alpha": {}}}`, "want \"from->to\""},
+		{`{"registries": {"alpha": {"teg_url": "https://g.example", "account": "x"}, "beta": {"teg_url": "https://g.example", "account": "x"}},
+		   "lanes": {"alpha->beta": {"min": "10", "max": "5"}}}`, "max must be at least min"},
+		{`{"registries": {"alpha": {"teg_url": "https://g.example", "account": "x"}, "beta": {"teg_url": "https://g.example", "account": "x"}},
+		   "lanes": {"alpha->beta": {"fee_rate": 0.001}}}`, "fee_rate"},
+		{`{"registries": {"alpha": {"teg_url": "https://g.example", "account": "x"}, "beta": {"teg_url": "https://g.example", "account": "x"}},
+		   "lanes": {"alpha->beta": {"capacity": "10"}}}`, "capacity must be at least max"},
+		{`{"operators": ["a", "a"]}`, "listed once"},
+		{`{"lanes_typo": {}}`, "lanes_typo"},
+		{`{"teg_timeout_ms": 60000}`, "teg_timeout_ms"},
+	}
+	for _, tt := range tests {
+		doc, err := config.Parse([]byte(fmt.Sprintf(base, tt.bridge)))
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tt.bridge, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%s: err = %v, want it to mention %q", tt.bridge, err, tt.wantErr)
+		case tt.wantErr == "":
+			limits, err := doc.Bridge.Limits()
+			if err != nil || len(limits) != 2 || limits[bridge.LaneID{From: "beta", To: "alpha"}].Refill.String() != "0.5" ||
+				limits[bridge.LaneID{From: "alpha", To: "beta"}].FeeRate.String() != "0.001" {
+				t.Errorf("limits = %v, %v", limits, err)
+			}
+			initial, low, err := doc.Bridge.Registries["beta"].Amounts()
+			if err != nil || initial.String() != "500.5" || !low.IsZero() {
+				t.Errorf("amounts = %s %s %v", initial, low, err)
+			}
+			cfg := config.Config{Stage: "prod", Bridge: doc.Bridge}
+			if s := cfg.TEGSecret("alpha"); s != "federation-gateway/prod/teg/alpha" {
+				t.Errorf("TEGSecret = %q", s)
+			}
+			if doc.Bridge.DepositWindow() != 48*time.Hour {
+				t.Errorf("deposit window %s", doc.Bridge.DepositWindow())
+			}
+		}
 	}
 }
