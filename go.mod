@@ -29,7 +29,7 @@ require (
 	github.com/gowebpki/jcs v1.0.1
 )
 
-require github.com/aws/aws-sdk-go-v2/service/sfn v1.45.4 // indirect
+require github.com/aws/aws-sdk-go-v2/service/sfn v1.45.4
 
 require (
 	github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream v1.7.27 // indirect

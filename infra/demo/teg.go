@@ -178,6 +178,13 @@ func (t *TEG) Queue(op string, fault Fault, count int) {
 	t.queue = append(t.queue, queuedFault{op: op, fault: fault, count: count})
 }
 
+// ClearFaults drops the queued faults and the FaultFunc.
+func (t *TEG) ClearFaults() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.queue, t.faults = nil, nil
+}
+
 func (t *TEG) fault(r FaultRequest) Fault {
 	t.mu.Lock()
 	t.requests++

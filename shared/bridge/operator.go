@@ -258,13 +258,16 @@ func (b *Bridge) resolve(ctx context.Context, req OperatorRequest, audit AuditEn
 	if err != nil {
 		return nil, err
 	}
-	if t.Status != StatusManualReview {
-		return nil, federation.Errorf(federation.ECONFLICT, "transfer %s is %s, not in manual_review", t.ID, t.Status)
-	}
+	// The request is recorded first, as asked: a replay is recognised by its request ID,
+	// and an attempt that fails below stays in the audit ledger too.
 	audit.Target = t.ID
-	audit.Detail = detail(map[string]string{"resolution": req.Resolution, "transaction_id": req.TransactionID, "parked_from": t.ParkedFrom, "reason": t.Reason})
+	audit.Detail = detail(map[string]string{"resolution": req.Resolution, "transaction_id": req.TransactionID, "status": t.Status,
+		"parked_from": t.ParkedFrom, "reason": t.Reason})
 	if err := b.store.Audit(ctx, audit); err != nil {
 		return nil, err
+	}
+	if t.Status != StatusManualReview {
+		return nil, federation.Errorf(federation.ECONFLICT, "transfer %s is %s, not in manual_review", t.ID, t.Status)
 	}
 	switch req.Resolution {
 	case ResolveRetry:

@@ -254,7 +254,7 @@ func (b *Bridge) Reject(ctx context.Context, id, reason string) (string, error) 
 func (b *Bridge) Reserve(ctx context.Context, id string) (string, error) {
 	_, outcome, err := b.apply(ctx, id, func(t Transfer) (*Change, string, error) {
 		if t.Status != StatusVerified {
-			if rank[t.Status] < rank[StatusVerified] {
+			if _, forward := rank[t.Status]; forward && rank[t.Status] < rank[StatusVerified] {
 				return nil, "", taskErr(ErrInvalidState, nil, "transfer %s is %s, not verified", t.ID, t.Status)
 			}
 			out, err := onward(t, OutcomeReserved)
@@ -313,7 +313,7 @@ func (b *Bridge) Mint(ctx context.Context, id string) (string, error) {
 		return "", fault(err, "read transfer "+id)
 	}
 	if t.Status != StatusReserved {
-		if rank[t.Status] < rank[StatusReserved] {
+		if _, forward := rank[t.Status]; forward && rank[t.Status] < rank[StatusReserved] {
 			return "", taskErr(ErrInvalidState, nil, "transfer %s is %s, not reserved", t.ID, t.Status)
 		}
 		return onward(t, OutcomeMinted)
@@ -418,7 +418,7 @@ func (b *Bridge) intend(ctx context.Context, id, status string, set func(t *Tran
 func (b *Bridge) Settle(ctx context.Context, id string) (string, error) {
 	_, outcome, err := b.apply(ctx, id, func(t Transfer) (*Change, string, error) {
 		if t.Status != StatusMinted {
-			if rank[t.Status] < rank[StatusMinted] {
+			if _, forward := rank[t.Status]; forward && rank[t.Status] < rank[StatusMinted] {
 				return nil, "", taskErr(ErrInvalidState, nil, "transfer %s is %s, not minted", t.ID, t.Status)
 			}
 			out, err := onward(t, OutcomeCompleted)
