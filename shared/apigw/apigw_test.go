@@ -95,6 +95,9 @@ func TestMuxAnswersProblems(t *testing.T) {
 		if w.Code != tt.status {
 			t.Errorf("%s %s: status %d, want %d", tt.method, tt.path, w.Code, tt.status)
 		}
+		if tt.status == 200 && !strings.Contains(w.Body.String(), `"id":"7"`) {
+			t.Errorf("%s %s: the path value did not reach the handler: %s", tt.method, tt.path, w.Body)
+		}
 		if tt.status >= 400 {
 			p := decodeProblem(t, w.Header(), w.Body.Bytes())
 			if p.Status != tt.status || !strings.Contains(p.Detail, tt.path) {

@@ -80,7 +80,7 @@ func NewMux() Mux { return Mux{http.NewServeMux()} }
 func (m Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, pattern := m.Handler(r)
 	if pattern != "" {
-		h.ServeHTTP(w, r)
+		m.ServeMux.ServeHTTP(w, r) // ServeMux sets the path values ({id}) as it dispatches
 		return
 	}
 	// ServeMux knows whether the path exists under another method: let it answer into a

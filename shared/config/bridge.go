@@ -187,3 +187,29 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// BridgeOptions returns the bridge's options from the configuration. tokens makes the
+// client of a registry's token service with the gateway's credentials; nil leaves them
+// out, for a function that moves no money.
+func (c Config) BridgeOptions(tokens func(registry string, r BridgeRegistry) (bridge.TokenService, error)) (bridge.Options, error) {
+	limits, err := c.Bridge.Limits()
+	if err != nil {
+		return bridge.Options{}, err
+	}
+	opts := bridge.Options{Lanes: limits, Operators: c.Bridge.Operators, DepositWindow: c.Bridge.DepositWindow()}
+	for _, id := range sortedKeys(c.Bridge.Registries) {
+		r := c.Bridge.Registries[id]
+		initial, low, err := r.Amounts()
+		if err != nil {
+			return bridge.Options{}, err
+		}
+		reg := bridge.Registry{ID: id, Account: r.Account, InitialLiquidity: initial, LowLiquidity: low}
+		if tokens != nil {
+			if reg.Tokens, err = tokens(id, r); err != nil {
+				return bridge.Options{}, fmt.Errorf("token service of %s: %w", id, err)
+			}
+		}
+		opts.Registries = append(opts.Registries, reg)
+	}
+	return opts, nil
+}

@@ -1,0 +1,43 @@
+package teg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/federation-gateway/gateway/shared/bridge"
+	"github.com/federation-gateway/gateway/shared/config"
+)
+
+// Clients returns config.Config.BridgeOptions's tokens function: the client of each
+// registry's token service, with the gateway's Bearer token there read from its Secrets
+// Manager secret. The secrets are read side by side, once, when Clients is called.
+func Clients(ctx context.Context, cfg config.Config, sm config.SecretGetter, httpClient *http.Client) (func(string, config.BridgeRegistry) (bridge.TokenService, error), error) {
+	ids := make([]string, 0, len(cfg.Bridge.Registries))
+	for id := range cfg.Bridge.Registries {
+		ids = append(ids, id)
+	}
+	tokens := make([]string, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tokens[i], errs[i] = config.Secret(ctx, sm, cfg.TEGSecret(id))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("the gateway's token service credentials: %w", err)
+	}
+	byID := map[string]string{}
+	for i, id := range ids {
+		byID[id] = tokens[i]
+	}
+	return func(id string, r config.BridgeRegistry) (bridge.TokenService, error) {
+		return New(r.TEGURL, byID[id], httpClient, cfg.Bridge.TEGTimeout()), nil
+	}, nil
+}
