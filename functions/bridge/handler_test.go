@@ -99,7 +99,9 @@ func TestHandler(t *testing.T) {
 		}, 400, "application/json", ""},
 		{"too many decimals", func() events.APIGatewayV2HTTPResponse { return post(body("5.123456789", "x1"), nil) }, 400, "more than 8 decimal places", ""},
 		{"over the lane's max", func() events.APIGatewayV2HTTPResponse { return post(body("101", "x1"), nil) }, 400, "outside lane alpha->beta's limits", ""},
-		{"too large", func() events.APIGatewayV2HTTPResponse { return post(`{"from":"`+strings.Repeat("x", maxBody)+`"}`, nil) }, 413, "over", ""},
+		{"too large", func() events.APIGatewayV2HTTPResponse {
+			return post(`{"from":"`+strings.Repeat("x", maxBody)+`"}`, nil)
+		}, 413, "over", ""},
 		{"no credential", func() events.APIGatewayV2HTTPResponse {
 			return post(body("5", "x1"), func(e *events.APIGatewayV2HTTPRequest) { delete(e.Headers, "authorization") })
 		}, 401, "no credential", "Www-Authenticate"},
