@@ -47,6 +47,8 @@ type Endpoint struct {
 	emulator *kumo.Server
 	server   *http.Server
 	runtime  *runtimeWatch
+	tasks    *sfnTasks // Step Functions' Lambda Tasks as on AWS (sfntasks.go)
+	meter    *Meter
 	done     chan error
 }
 
@@ -68,12 +70,18 @@ func Start(addr string) (*Endpoint, error) {
 		Addr:     ln.Addr().String(),
 		emulator: emu,
 		runtime:  newRuntimeWatch(),
+		meter:    newMeter(),
 		done:     make(chan error, 1),
 	}
+	// The Tasks' own invocations go through the endpoint, so that the watcher sees every
+	// invocation of a task function (a supervisor starts instances on that demand) and the
+	// meter counts them; the engine's calls that only hand a Task over are seen by neither.
+	e.tasks = newSFNTasks(e.URL, emu.URL)
 	proxy := newProxy(target, (&net.Dialer{}).DialContext)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_localstack/health", e.health)
-	mux.Handle("/", e.runtime.handler(proxy))
+	mux.Handle("/", e.tasks.wrap(e.runtime.handler(e.meter.watch(proxy))))
+	routeEmulatorCalls(e)
 	e.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { e.done <- e.server.Serve(ln) }()
 	return e, nil
@@ -142,14 +150,19 @@ func newProxy(target *url.URL, dial func(ctx context.Context, network, addr stri
 func (e *Endpoint) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	unrouteEmulatorCalls(e)
 	err := e.server.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = e.server.Close() // Runtime API long polls never end by themselves
 	}
+	e.tasks.close()
 	e.emulator.Close() // no request reaches it any more: the snapshot is the final state
 	flushSnapshots()   // nothing to write unless the state persists
 	return err
 }
+
+// Meter returns what the endpoint has counted (metering.go).
+func (e *Endpoint) Meter() *Meter { return e.meter }
 
 // Done is closed with the serving error when the endpoint stops serving.
 func (e *Endpoint) Done() <-chan error { return e.done }
