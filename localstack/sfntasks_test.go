@@ -26,6 +26,12 @@ func localConfig(url string) aws.Config {
 	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url)}
 }
 
+// spec says how a test function fails.
+type spec struct {
+	fails   int
+	errType string
+}
+
 // function is a Lambda function of the endpoint served by a Runtime API loop in the test:
 // its first fails invocations end in an error of type errType, the others succeed with
 // {"ok": true, "n": <invocation>}; it records when each one came.
@@ -129,45 +135,44 @@ func TestStepFunctionsTaskErrors(t *testing.T) {
 	client := sfn.NewFromConfig(localConfig(ep.URL))
 	tests := []struct {
 		name       string
-		fn         function
+		fn         spec
 		definition string
 		status     sfntypes.ExecutionStatus
 		output     string // in the output, or the execution's error
 		calls      int
 		gaps       []time.Duration // at least, between calls
 	}{
-		{"catch by errorType", function{fails: 9, errType: "BridgeUnavailable"},
+		{"catch by errorType", spec{fails: 9, errType: "BridgeUnavailable"},
 			`{"StartAt": "T", "States": {"T": {` + invokeTask + `, "Catch": [{"ErrorEquals": ["Other"], "Next": "Wrong"},
 			  {"ErrorEquals": ["BridgeUnavailable"], "ResultPath": "$.error", "Next": "Caught"}], "End": true},
 			  "Wrong": {"Type": "Fail", "Error": "Wrong"}, "Caught": {"Type": "Succeed"}}}`,
 			sfntypes.ExecutionStatusSucceeded, `"Error":"BridgeUnavailable"`, 1, nil},
-		{"retry with backoff, then success", function{fails: 2, errType: "Transient"},
+		{"retry with backoff, then success", spec{fails: 2, errType: "Transient"},
 			`{"StartAt": "T", "States": {"T": {` + invokeTask + `, "Retry": [{"ErrorEquals": ["Other"], "MaxAttempts": 0},
 			  {"ErrorEquals": ["Transient"], "IntervalSeconds": 1, "BackoffRate": 2, "MaxAttempts": 3}],
 			  "ResultSelector": {"n.$": "$.Payload.n", "status.$": "$.StatusCode"}, "ResultPath": "$.result", "End": true}}}`,
 			sfntypes.ExecutionStatusSucceeded, `"result":{"n":3,"status":200}`, 3, []time.Duration{time.Second, 2 * time.Second}},
-		{"retries exhausted, then caught by States.ALL", function{fails: 9, errType: "Transient"},
+		{"retries exhausted, then caught by States.ALL", spec{fails: 9, errType: "Transient"},
 			`{"StartAt": "T", "States": {"T": {` + invokeTask + `, "Retry": [{"ErrorEquals": ["Transient"], "IntervalSeconds": 1, "MaxAttempts": 1}],
 			  "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}], "End": true},
 			  "Caught": {"Type": "Pass", "End": true}}}`,
 			sfntypes.ExecutionStatusSucceeded, `attempt 2 failed`, 2, []time.Duration{time.Second}},
-		{"States.TaskFailed matches a function error", function{fails: 9, errType: "Custom"},
+		{"States.TaskFailed matches a function error", spec{fails: 9, errType: "Custom"},
 			`{"StartAt": "T", "States": {"T": {` + invokeTask + `, "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error", "Next": "Caught"}], "End": true},
 			  "Caught": {"Type": "Succeed"}}}`,
 			sfntypes.ExecutionStatusSucceeded, `"Error":"Custom"`, 1, nil},
-		{"uncaught: the execution fails with the errorType", function{fails: 9, errType: "Fatal"},
+		{"uncaught: the execution fails with the errorType", spec{fails: 9, errType: "Fatal"},
 			`{"StartAt": "T", "States": {"T": {` + invokeTask + `, "End": true}}}`,
 			sfntypes.ExecutionStatusFailed, `Fatal`, 1, nil},
-		{"a function ARN as the resource answers its bare payload", function{},
+		{"a function ARN as the resource answers its bare payload", spec{},
 			`{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "FN", "ResultPath": "$.r", "End": true}}}`,
 			sfntypes.ExecutionStatusSucceeded, `"r":{"n":1,"ok":true}`, 1, nil},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := tt.fn
-			f.name = fmt.Sprintf("sfn-task-%d-%d", time.Now().UnixNano(), i)
-			serveFunction(t, ep, &f)
+			f := &function{name: fmt.Sprintf("sfn-task-%d-%d", time.Now().UnixNano(), i), fails: tt.fn.fails, errType: tt.fn.errType}
+			serveFunction(t, ep, f)
 			out := run(t, client, f.name, tt.definition, f.name)
 			got := aws.ToString(out.Output) + aws.ToString(out.Error) + aws.ToString(out.Cause)
 			if out.Status != tt.status || !strings.Contains(got, tt.output) {
