@@ -103,6 +103,18 @@ build-RouteFunction:
 build-VerifyFunction:
 	$(GOBUILD) ./functions/verify
 
+build-BridgeFunction:
+	$(GOBUILD) ./functions/bridge
+
+build-BridgeTaskFunction:
+	$(GOBUILD) ./functions/bridgetask
+
+build-OperatorFunction:
+	$(GOBUILD) ./functions/operator
+
+build-ReconcileFunction:
+	$(GOBUILD) ./functions/reconcile
+
 invoke: ## Invoke one function like `sam local invoke`, without Docker: FN=<LogicalId> EVENT=events/<file>.json
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; exit 2; }
 	@$(MAKE) --no-print-directory devstack

@@ -210,6 +210,17 @@ func (f *Federation) GatewayTEGTokens() map[string]string {
 	return out
 }
 
+// Secrets returns the Secrets Manager secrets an operator would create for the gateway on
+// a stage: its Bearer token on each demo token service, under
+// federation-gateway/<stage>/teg/<registry>.
+func (f *Federation) Secrets(stage string) map[string]string {
+	out := map[string]string{}
+	for id, tok := range f.GatewayTEGTokens() {
+		out["federation-gateway/"+stage+"/teg/"+id] = tok
+	}
+	return out
+}
+
 // tegToken answers a demo agent's Bearer token on a registry's token service, for curl:
 //
 //	curl '127.0.0.1:8200/demo/teg/token?registry=alpha&agent=acme/weather-bot'

@@ -119,6 +119,18 @@ func (t *TEG) Open(account string, balance decimal.Decimal) string {
 	return token
 }
 
+// Issue adds amount to an account's balance (the token service's admin issuance), opening
+// the account if needed; it records an issuance transaction.
+func (t *TEG) Issue(account string, amount decimal.Decimal) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.accounts[account] = t.accounts[account].Add(amount)
+	t.seq++
+	t.txs = append(t.txs, teg.Tx{TransactionID: fmt.Sprintf("tx_%s_%06d", t.Registry, t.seq), Status: "completed", TransactionType: "issuance",
+		SenderAgentID: "did:agentvault:treasury-issuer", ReceiverAgentID: account, Amount: amount.String(), FeeAmount: "0",
+		Timestamp: time.Now().UTC().Format(time.RFC3339Nano), AttachedMessage: "issuance"})
+}
+
 // Token returns the Bearer token of an account, "" if it has none.
 func (t *TEG) Token(account string) string {
 	t.mu.Lock()

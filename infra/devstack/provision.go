@@ -14,6 +14,8 @@ import (
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
@@ -25,6 +27,7 @@ type Cloud struct {
 	lambda   *lambda.Client
 	ssm      *ssm.Client
 	secrets  *secretsmanager.Client
+	sfn      *sfn.Client
 }
 
 // NewCloud returns the Cloud of the local endpoint at url.
@@ -35,6 +38,7 @@ func NewCloud(url string) *Cloud {
 		lambda:   lambda.NewFromConfig(cfg),
 		ssm:      ssm.NewFromConfig(cfg),
 		secrets:  secretsmanager.NewFromConfig(cfg),
+		sfn:      sfn.NewFromConfig(cfg),
 	}
 }
 
@@ -66,6 +70,42 @@ func (c *Cloud) Provision(ctx context.Context, t *Template) error {
 		if err := c.createSecret(ctx, sec); err != nil {
 			return err
 		}
+	}
+	for _, sm := range t.StateMachines {
+		if err := c.createStateMachine(ctx, sm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createStateMachine creates a state machine, or updates the definition of one that
+// exists (a persisted emulator). The endpoint rewrites its Lambda Tasks so that Retry and
+// Catch work as on AWS (localstack/sfntasks.go).
+func (c *Cloud) createStateMachine(ctx context.Context, sm StateMachine) error {
+	role := aws.String("arn:aws:iam::" + localAccountID + ":role/" + sm.LogicalID + "Role")
+	_, err := c.sfn.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{Name: aws.String(sm.Name), Definition: aws.String(sm.Definition),
+		RoleArn: role, Type: sfntypes.StateMachineType(sm.Type)})
+	var exists *sfntypes.StateMachineAlreadyExists
+	if errors.As(err, &exists) {
+		_, err = c.sfn.UpdateStateMachine(ctx, &sfn.UpdateStateMachineInput{StateMachineArn: aws.String(sm.ARN), Definition: aws.String(sm.Definition), RoleArn: role})
+	}
+	if err != nil {
+		return fmt.Errorf("create state machine %s: %w", sm.Name, err)
+	}
+	return nil
+}
+
+// PutSecret stores a secret's value, as an operator does with the credentials of systems
+// the template does not create (the registries' token services).
+func (c *Cloud) PutSecret(ctx context.Context, name, value string) error {
+	_, err := c.secrets.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)})
+	var exists *smtypes.ResourceExistsException
+	if errors.As(err, &exists) {
+		_, err = c.secrets.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(value)})
+	}
+	if err != nil {
+		return fmt.Errorf("put secret %s: %w", name, err)
 	}
 	return nil
 }

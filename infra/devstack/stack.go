@@ -64,6 +64,9 @@ type Options struct {
 	// functions", "built RouteFunction in 41.2s", ...), for a first run that compiles for
 	// minutes.
 	Progress func(step string)
+	// Secrets are Secrets Manager secrets to store before the functions start: the
+	// credentials of outside systems an operator would put there (name -> value).
+	Secrets map[string]string
 }
 
 // Stack is a running local gateway.
@@ -151,6 +154,11 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	prog.step("creating the template's table, parameters and secrets")
 	if err := s.cloud.Provision(ctx, tmpl); err != nil {
 		return nil, err
+	}
+	for name, value := range opts.Secrets {
+		if err := s.cloud.PutSecret(ctx, name, value); err != nil {
+			return nil, err
+		}
 	}
 	b := <-builds
 	builds = nil
@@ -377,6 +385,19 @@ func (s *Stack) Close() {
 	s.wg.Wait()
 	_ = s.endpoint.Close()
 }
+
+// Kill kills the processes of a function that are serving an invocation now, at once, as
+// a crash would: each of their invocations fails with Runtime.ExitError and each instance
+// is replaced. Every busy one, since which of them made a given outside request is not
+// known.
+func (s *Stack) Kill(function string) {
+	if p, ok := s.pools[function]; ok {
+		p.killBusy()
+	}
+}
+
+// Endpoint returns the stack's local AWS endpoint.
+func (s *Stack) Endpoint() *localstack.Endpoint { return s.endpoint }
 
 // Tail returns the last lines a function printed, from all its instances.
 func (s *Stack) Tail(function string) []string {

@@ -275,6 +275,21 @@ func (p *pool) scaleLocked() {
 	}
 }
 
+// killBusy kills every instance serving an invocation now; keep replaces them.
+func (p *pool) killBusy() {
+	p.mu.Lock()
+	var busy []*process
+	for _, inst := range p.instances {
+		if inst.serving != "" && inst.proc != nil {
+			busy = append(busy, inst.proc)
+		}
+	}
+	p.mu.Unlock()
+	for _, proc := range busy {
+		kill(proc.cmd)
+	}
+}
+
 // timedOut kills the instance still serving an invocation past its deadline.
 func (p *pool) timedOut(inst *instance, requestID string) {
 	p.mu.Lock()

@@ -29,7 +29,19 @@ type Template struct {
 	Tables     []Table
 	Parameters []SSMParameter
 	Secrets    []Secret
-	API        API
+	// StateMachines are the AWS::Serverless::StateMachine resources, their definitions
+	// read from DefinitionUri with the DefinitionSubstitutions applied.
+	StateMachines []StateMachine
+	API           API
+}
+
+// StateMachine is an AWS::Serverless::StateMachine.
+type StateMachine struct {
+	LogicalID  string
+	Name       string
+	ARN        string
+	Type       string // STANDARD or EXPRESS
+	Definition string
 }
 
 // Secret is an AWS::SecretsManager::Secret whose value is generated.
@@ -165,6 +177,12 @@ func LoadTemplate(path, stackName string, overrides map[string]string) (*Templat
 			t.Secrets = append(t.Secrets, Secret{LogicalID: id, Name: r.physicalName(id), Length: max(n, 32)})
 		case "AWS::Serverless::HttpApi":
 			t.API = newAPI(id, props)
+		case "AWS::Serverless::StateMachine":
+			sm, err := r.stateMachine(id, t.Dir, props)
+			if err != nil {
+				return nil, fmt.Errorf("template %s: %s: %w", path, id, err)
+			}
+			t.StateMachines = append(t.StateMachines, sm)
 		}
 	}
 	return t, nil
@@ -249,6 +267,38 @@ func newFunction(id string, globals, props, metadata map[string]any) (Function, 
 		}
 	}
 	return fn, nil
+}
+
+// stateMachine reads a state machine's definition and applies its substitutions, as SAM
+// does: ${Name} becomes the substitution's resolved value.
+func (r *resolver) stateMachine(id, dir string, props map[string]any) (StateMachine, error) {
+	sm := StateMachine{LogicalID: id, Name: r.physicalName(id), Type: scalar(props["Type"])}
+	sm.ARN = fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:%s", localRegion, localAccountID, sm.Name)
+	if sm.Type == "" {
+		sm.Type = "STANDARD"
+	}
+	uri := scalar(props["DefinitionUri"])
+	if uri == "" {
+		return sm, fmt.Errorf("the dev stack runs state machines with a DefinitionUri file")
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, uri))
+	if err != nil {
+		return sm, fmt.Errorf("DefinitionUri: %w", err)
+	}
+	subs := mapOf(props["DefinitionSubstitutions"])
+	var missing []string
+	sm.Definition = subVar.ReplaceAllStringFunc(string(raw), func(m string) string {
+		name := m[2 : len(m)-1]
+		if v, ok := subs[name]; ok {
+			return scalar(v)
+		}
+		missing = append(missing, name)
+		return m
+	})
+	if len(missing) > 0 {
+		return sm, fmt.Errorf("DefinitionSubstitutions has no %s", strings.Join(missing, ", "))
+	}
+	return sm, nil
 }
 
 func newAPI(id string, props map[string]any) API {
@@ -388,7 +438,10 @@ func (r *resolver) ref(name string) (any, error) {
 	if v, ok := r.params[name]; ok {
 		return v, nil
 	}
-	if _, ok := r.resources[name]; ok {
+	if res, ok := r.resources[name]; ok {
+		if scalar(mapOf(res)["Type"]) == "AWS::Serverless::StateMachine" {
+			return fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:%s", localRegion, localAccountID, r.physicalName(name)), nil
+		}
 		return r.physicalName(name), nil
 	}
 	return nil, fmt.Errorf("!Ref %s: no such parameter or resource", name)
@@ -415,6 +468,13 @@ func (r *resolver) physicalName(id string) string {
 		return r.stack + "-" + id
 	case "AWS::Serverless::HttpApi":
 		return "local"
+	case "AWS::Serverless::StateMachine":
+		if n, ok := props["Name"]; ok {
+			if v, err := r.resolve(n); err == nil {
+				return scalar(v)
+			}
+		}
+		return r.stack + "-" + id
 	}
 	return id
 }
@@ -432,6 +492,10 @@ func (r *resolver) getAtt(id, attr string) (any, error) {
 		return fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s/stream/local", localRegion, localAccountID, name), nil
 	case attr == "Arn" && typ == "AWS::Serverless::Function":
 		return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", localRegion, localAccountID, name), nil
+	case attr == "Arn" && typ == "AWS::Serverless::StateMachine":
+		return fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:%s", localRegion, localAccountID, name), nil
+	case attr == "Arn" && typ == "AWS::Logs::LogGroup":
+		return fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s", localRegion, localAccountID, name), nil
 	default:
 		return fmt.Sprintf("%s.%s", name, attr), nil
 	}

@@ -10,16 +10,17 @@ import (
 // it. Every figure only grows, except Locked and Reserved, which hold what in-flight
 // transfers have claimed or set aside:
 //
-//	balance   = seeded + locked + deposits − mints − refunds − teg_fees
+//	balance   = seeded + deposits − mints − refunds − teg_fees
 //	available = balance − reserved
 //
-// The balance is what the token service should say the gateway holds there, once every
-// deposit made to it is claimed; reconciliation compares the two.
+// Deposits are every deposit claimed; Locked is the part of them whose transfer is not
+// settled or refunded yet. The balance is what the token service should say the gateway
+// holds there once every deposit made to it is claimed; reconciliation compares the two.
 type Book struct {
 	Registry string
 	Seeded   decimal.Decimal // put in by operators
-	Locked   decimal.Decimal // deposits claimed by transfers not yet settled or refunded
-	Deposits decimal.Decimal // deposits of completed transfers
+	Deposits decimal.Decimal // every deposit claimed
+	Locked   decimal.Decimal // of which those of transfers not yet settled or refunded
 	Fees     decimal.Decimal // the bridge fees among Deposits
 	Mints    decimal.Decimal // paid out to receivers on this registry
 	Refunds  decimal.Decimal // paid back to senders on this registry
@@ -34,7 +35,7 @@ type Book struct {
 
 // Balance is what the gateway holds on the registry by its books.
 func (b Book) Balance() decimal.Decimal {
-	return b.Seeded.Add(b.Locked).Add(b.Deposits).Sub(b.Mints).Sub(b.Refunds).Sub(b.TEGFees)
+	return b.Seeded.Add(b.Deposits).Sub(b.Mints).Sub(b.Refunds).Sub(b.TEGFees)
 }
 
 // Available is what the gateway can still mint on the registry.

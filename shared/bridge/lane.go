@@ -106,23 +106,3 @@ func (l *Lane) Take(now time.Time, amount decimal.Decimal) (bool, time.Duration)
 	l.Bucket, l.BucketAt = level.Sub(amount), now
 	return true, 0
 }
-
-// LaneStatus is one lane in the status report.
-type LaneStatus struct {
-	Lane   string `json:"lane"`
-	From   string `json:"from"`
-	To     string `json:"to"`
-	Paused bool   `json:"paused"`
-	// Liquidity is what the gateway can still mint on each side: its books' balance on
-	// that registry less what in-flight transfers reserved.
-	SourceLiquidity string `json:"source_liquidity"`
-	TargetLiquidity string `json:"target_liquidity"`
-	LowLiquidity    bool   `json:"low_liquidity"` // the target's liquidity is under its threshold
-	Bucket          string `json:"bucket"`        // value allowed through now
-	Capacity        string `json:"capacity"`
-	RefillPerSecond string `json:"refill_per_second"`
-	FeeRate         string `json:"fee_rate"`
-	Min             string `json:"min"`
-	Max             string `json:"max"`
-	InFlight        int    `json:"in_flight"` // transfers accepted and not yet finished
-}

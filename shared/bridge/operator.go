@@ -246,8 +246,8 @@ func (in LimitsInput) apply(l Limits) (Limits, error) {
 	return l, nil
 }
 
-func laneView(l Lane, now time.Time) LaneStatus {
-	return LaneStatus{Lane: l.ID.String(), From: l.ID.From, To: l.ID.To, Paused: l.Paused, Bucket: l.Level(now).String(),
+func laneView(l Lane, now time.Time) federation.LaneStatus {
+	return federation.LaneStatus{Lane: l.ID.String(), From: l.ID.From, To: l.ID.To, Paused: l.Paused, Bucket: l.Level(now).String(),
 		Capacity: l.Limits.Capacity.String(), RefillPerSecond: l.Limits.Refill.String(), FeeRate: l.Limits.FeeRate.String(),
 		Min: l.Limits.Min.String(), Max: l.Limits.Max.String()}
 }
@@ -338,7 +338,7 @@ func (b *Bridge) resolveWithEvidence(ctx context.Context, t Transfer, req Operat
 		} else {
 			dst.Mints, dst.TEGFees = dst.Mints.Add(tx.Amount), dst.TEGFees.Add(tx.Fee)
 			src.Locked = src.Locked.Sub(t.Deposited)
-			src.Deposits, src.Fees = src.Deposits.Add(t.Deposited), src.Fees.Add(t.Fee)
+			src.Fees = src.Fees.Add(t.Fee)
 			t.Status, t.Minted, t.MintTx = StatusCompleted, tx.Amount, tx.ID
 			entries = append(entries, b.entry(t, seqMint, EntryMint, t.Lane.To, tx.Amount, tx.Receiver, tx.ID, now),
 				b.entry(t, seqFee, EntryFee, t.Lane.From, t.Fee, "", "", now))

@@ -14,7 +14,7 @@ import (
 
 // Lanes reports every configured lane: its limits and pause switch, its bucket now, the
 // liquidity on both sides and the transfers in flight.
-func (b *Bridge) Lanes(ctx context.Context) ([]LaneStatus, error) {
+func (b *Bridge) Lanes(ctx context.Context) ([]federation.LaneStatus, error) {
 	ids := b.LaneIDs()
 	stored, err := b.store.Lanes(ctx, ids)
 	if err != nil {
@@ -25,7 +25,7 @@ func (b *Bridge) Lanes(ctx context.Context) ([]LaneStatus, error) {
 		return nil, fmt.Errorf("lanes: %w", err)
 	}
 	now := b.now()
-	out := make([]LaneStatus, 0, len(ids))
+	out := make([]federation.LaneStatus, 0, len(ids))
 	for _, id := range ids {
 		var s *Lane
 		if l, ok := stored[id]; ok {
@@ -45,25 +45,8 @@ func (b *Bridge) Lanes(ctx context.Context) ([]LaneStatus, error) {
 	return out, nil
 }
 
-// BookStatus is a registry's books and last reconciliation in the status report.
-type BookStatus struct {
-	Registry     string     `json:"registry"`
-	Account      string     `json:"account"`
-	Balance      string     `json:"balance"`   // by the books
-	Available    string     `json:"available"` // balance less reservations
-	Reserved     string     `json:"reserved"`
-	Locked       string     `json:"locked"`
-	Fees         string     `json:"fees"`
-	LowLiquidity bool       `json:"low_liquidity"`
-	TokenBalance string     `json:"token_balance,omitempty"` // what the token service said, last reconciliation
-	Drift        string     `json:"drift,omitempty"`         // what the books cannot explain; "0" when right
-	Unclaimed    string     `json:"unclaimed,omitempty"`
-	ReconciledAt *time.Time `json:"reconciled_at,omitempty"`
-	ReconcileErr string     `json:"reconcile_error,omitempty"`
-}
-
 // Books reports each registry's books with its last reconciliation.
-func (b *Bridge) Books(ctx context.Context) ([]BookStatus, error) {
+func (b *Bridge) Books(ctx context.Context) ([]federation.BookStatus, error) {
 	ids := b.RegistryIDs()
 	books, err := b.store.Books(ctx, ids)
 	if err != nil {
@@ -73,11 +56,11 @@ func (b *Bridge) Books(ctx context.Context) ([]BookStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("books: %w", err)
 	}
-	out := make([]BookStatus, 0, len(ids))
+	out := make([]federation.BookStatus, 0, len(ids))
 	for _, id := range ids {
 		bk := books[id]
 		bk.Registry = id
-		st := BookStatus{Registry: id, Account: b.registries[id].Account, Balance: bk.Balance().String(), Available: bk.Available().String(),
+		st := federation.BookStatus{Registry: id, Account: b.registries[id].Account, Balance: bk.Balance().String(), Available: bk.Available().String(),
 			Reserved: bk.Reserved.String(), Locked: bk.Locked.String(), Fees: bk.Fees.String(), LowLiquidity: b.low(bk)}
 		if r, ok := recs[id]; ok {
 			at := r.At.UTC()

@@ -208,6 +208,7 @@ func (b *Bridge) Verify(ctx context.Context, id string) (string, error) {
 		}
 		now := b.now()
 		src := bks[t.Lane.From]
+		src.Deposits = src.Deposits.Add(tx.Amount)
 		src.Locked = src.Locked.Add(tx.Amount)
 		t.Deposited, t.DepositSender = tx.Amount, tx.Sender
 		outcome, detail := OutcomeVerified, fmt.Sprintf("deposit %s of %s from %s", tx.ID, tx.Amount, tx.Sender)
@@ -412,8 +413,8 @@ func (b *Bridge) intend(ctx context.Context, id, status string, set func(t *Tran
 	return t, err
 }
 
-// Settle settles a minted transfer: the deposit moves from locked to settled in the
-// source registry's books, the fee is entered in the ledger, and the transfer is
+// Settle settles a minted transfer: the deposit is no longer locked in the source
+// registry's books, the fee is entered in the ledger, and the transfer is
 // completed: deposited = minted + fee. Errors: ErrUnavailable, ErrConflict, ErrInvalidState.
 func (b *Bridge) Settle(ctx context.Context, id string) (string, error) {
 	_, outcome, err := b.apply(ctx, id, func(t Transfer) (*Change, string, error) {
@@ -434,7 +435,6 @@ func (b *Bridge) Settle(ctx context.Context, id string) (string, error) {
 		now := b.now()
 		bk := bks[t.Lane.From]
 		bk.Locked = bk.Locked.Sub(t.Deposited)
-		bk.Deposits = bk.Deposits.Add(t.Deposited)
 		bk.Fees = bk.Fees.Add(t.Fee)
 		t.Status = StatusCompleted
 		t.record(StepSettle, OutcomeCompleted, fmt.Sprintf("deposited %s = minted %s + fee %s", t.Deposited, t.Minted, t.Fee), now)

@@ -166,6 +166,9 @@ func TestSagaRefundsAndRejects(t *testing.T) {
 	if bal := s.balance("alpha", alice); !bal.Equal(start) {
 		t.Errorf("after two refunds the sender has %s, want %s", bal, start)
 	}
+	if recs, err := s.fx.Bridge.Reconcile(context.Background()); err != nil || !recs[0].Drift.IsZero() || !recs[1].Drift.IsZero() {
+		t.Errorf("after refunds the books drift: %+v %v", recs, err)
+	}
 
 	// A deposit that is not there: not found, then rejected with nothing taken; the same
 	// deposit may be asked again once it exists... under its own ID.

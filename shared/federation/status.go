@@ -11,6 +11,15 @@ type Status struct {
 	TotalAgents int              `json:"total_agents"` // the registries' active agents
 	TotalStale  int              `json:"total_stale"`  // and their stale ones
 	Pools       []PoolStatus     `json:"pools"`
+	// Bridge is the token bridge: its lanes and each registry's books; nil when the
+	// configuration has no bridge.
+	Bridge *BridgeStatus `json:"bridge,omitempty"`
+}
+
+// BridgeStatus is the token bridge in the Status report.
+type BridgeStatus struct {
+	Lanes []LaneStatus `json:"lanes"`
+	Books []BookStatus `json:"books"`
 }
 
 // RegistryStatus is one registry in the Status report.
@@ -30,9 +39,47 @@ type RegistryStatus struct {
 	Problems []string `json:"problems,omitempty"`
 }
 
-// PoolStatus is one bridge liquidity pool in the Status report.
+// PoolStatus is one bridge lane's pool in the Status report: the liquidity the gateway can
+// still mint on the lane's target registry.
 type PoolStatus struct {
 	From      string `json:"from"`
 	To        string `json:"to"`
 	Liquidity string `json:"liquidity"` // decimal string
+}
+
+// LaneStatus is one lane in the status report.
+type LaneStatus struct {
+	Lane   string `json:"lane"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Paused bool   `json:"paused"`
+	// Liquidity is what the gateway can still mint on each side: its books' balance on
+	// that registry less what in-flight transfers reserved.
+	SourceLiquidity string `json:"source_liquidity"`
+	TargetLiquidity string `json:"target_liquidity"`
+	LowLiquidity    bool   `json:"low_liquidity"` // the target's liquidity is under its threshold
+	Bucket          string `json:"bucket"`        // value allowed through now
+	Capacity        string `json:"capacity"`
+	RefillPerSecond string `json:"refill_per_second"`
+	FeeRate         string `json:"fee_rate"`
+	Min             string `json:"min"`
+	Max             string `json:"max"`
+	InFlight        int    `json:"in_flight"` // transfers accepted and not yet finished
+}
+
+// BookStatus is a registry's books and last reconciliation in the status report.
+type BookStatus struct {
+	Registry     string     `json:"registry"`
+	Account      string     `json:"account"`
+	Balance      string     `json:"balance"`   // by the books
+	Available    string     `json:"available"` // balance less reservations
+	Reserved     string     `json:"reserved"`
+	Locked       string     `json:"locked"`
+	Fees         string     `json:"fees"`
+	LowLiquidity bool       `json:"low_liquidity"`
+	TokenBalance string     `json:"token_balance,omitempty"` // what the token service said, last reconciliation
+	Drift        string     `json:"drift,omitempty"`         // what the books cannot explain; "0" when right
+	Unclaimed    string     `json:"unclaimed,omitempty"`
+	ReconciledAt *time.Time `json:"reconciled_at,omitempty"`
+	ReconcileErr string     `json:"reconcile_error,omitempty"`
 }

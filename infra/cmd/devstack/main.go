@@ -81,12 +81,28 @@ func run(args []string) error {
 		}
 		defer fed.Close()
 	}
+	var secrets map[string]string
+	if fed != nil {
+		secrets = fed.Secrets("local")
+	}
 	s, err := devstack.Start(ctx, devstack.Options{
 		Template: *tmpl, Config: *cfg, EndpointAddr: *endpoint, APIAddr: *api, BuildDir: *buildDir,
 		ScheduleEvery: *every, ScheduleAtStart: true, Progress: progress,
+		Secrets: secrets,
 	})
 	if err != nil {
 		return err
+	}
+	if fed != nil {
+		// The demo token services start with the gateway's initial liquidity in its
+		// accounts: an operator records it in the books, as on AWS.
+		progress("recording the bridge's liquidity on the demo token services")
+		for _, r := range fed.Registries() {
+			seed := fmt.Sprintf(`{"action":"seed","registry":%q,"request_id":"make-run-seed-%s","operator":"make run","reason":"the demo's initial liquidity"}`, r.ID, r.ID)
+			if _, err := s.Invoke(ctx, "OperatorFunction", []byte(seed)); err != nil {
+				fmt.Fprintln(os.Stderr, "devstack: seed the bridge's liquidity:", err)
+			}
+		}
 	}
 	fmt.Fprintf(os.Stderr, "\nFederation Gateway is running (ready in %s)\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "  HTTP API            %s\n", s.APIURL)
@@ -97,6 +113,9 @@ func run(args []string) error {
 		}
 		fmt.Fprintf(os.Stderr, "  demo agents         %s, listed at %s/agents\n", agentCount(fed.Agents()), fed.AgentsURL)
 		fmt.Fprintf(os.Stderr, "  an agent's card     %s/.well-known/agent-card.json\n", fed.Agents()[0].URL)
+		for _, r := range fed.Registries() {
+			fmt.Fprintf(os.Stderr, "  token service       %-5s %s\n", r.ID, fed.TEGURL(r.ID))
+		}
 	} else {
 		fmt.Fprintf(os.Stderr, "  configuration       %s\n", *cfg)
 	}

@@ -1,0 +1,49 @@
+// Command reconcile runs on a schedule: it compares, per registry, the gateway's balance on
+// the token service with the bridge's books, stores and publishes the drift, and restarts
+// or parks transfers that are stuck.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"github.com/federation-gateway/gateway/shared/bridge"
+	"github.com/federation-gateway/gateway/shared/config"
+	"github.com/federation-gateway/gateway/shared/dynamo"
+	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/stepfunctions"
+	"github.com/federation-gateway/gateway/shared/teg"
+)
+
+func main() {
+	ctx := context.Background()
+	cfg, awsCfg := config.MustLoad(ctx)
+	log := logs.New(os.Stdout, cfg.LogLevel)
+	fail := func(what string, err error) {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", what, err)
+		os.Exit(1)
+	}
+	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
+	httpClient := outbound.NewClient(outbound.Options{AllowPrivate: cfg.AllowPrivateNetworks, Timeout: teg.DefaultTimeout})
+	tokens, err := teg.Clients(ctx, cfg, secretsmanager.NewFromConfig(awsCfg), httpClient)
+	if err != nil {
+		fail("token services", err)
+	}
+	opts, err := cfg.BridgeOptions(tokens)
+	if err != nil {
+		fail("bridge configuration", err)
+	}
+	opts.Log = log
+	machine := stepfunctions.New(sfn.NewFromConfig(awsCfg), os.Getenv("STATE_MACHINE_ARN"))
+	b, err := bridge.New(store, nil, machine, opts)
+	if err != nil {
+		fail("bridge", err)
+	}
+	lambda.Start(Handler(b, cfg.Stage, os.Stdout))
+}
