@@ -83,3 +83,24 @@ func TestHandler(t *testing.T) {
 		})
 	}
 }
+
+// With the bridge, status shows each lane (liquidity on both sides, paused, bucket,
+// transfers in flight) and each registry's books.
+func TestHandlerWithBridge(t *testing.T) {
+	fx := localtest.Bridge(t, nil)
+	log := logs.New(&bytes.Buffer{}, "debug")
+	reporter := WithBridge{Reporter: directory.NewReporter(fx.Store, []federation.Registry{{ID: "alpha"}, {ID: "beta"}}, "1.0.0", "test"), Bridge: fx.Bridge}
+	resp, err := apigw.Lambda(Handler(reporter, log), log)(context.Background(), loadEvent(t, "status.json"))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %s %v", resp.StatusCode, resp.Body, err)
+	}
+	var s federation.Status
+	if err := json.Unmarshal([]byte(resp.Body), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Bridge == nil || len(s.Bridge.Lanes) != 2 || len(s.Bridge.Books) != 2 || len(s.Pools) != 2 ||
+		s.Bridge.Lanes[0].Lane != "alpha->beta" || s.Bridge.Lanes[0].SourceLiquidity != "10000" || s.Bridge.Lanes[0].Bucket == "" ||
+		s.Bridge.Books[1].Available != "10000" || s.Pools[0].Liquidity != "10000" {
+		t.Errorf("status: %s", resp.Body)
+	}
+}

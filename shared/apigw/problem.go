@@ -4,6 +4,7 @@
 package apigw
 
 import (
+	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -85,12 +86,15 @@ func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 
 // JSON answers v as JSON with the status.
 func JSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	// No HTML escaping: an API answer is not HTML, and "alpha->beta" should read as such.
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		WriteProblem(w, NewProblem(http.StatusInternalServerError, federation.EINTERNAL, "An internal error occurred."))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body.Bytes())
 }

@@ -1,10 +1,13 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -75,6 +78,10 @@ type OperatorResult struct {
 // Operate runs an operator action. Errors: EINVALID, ENOTFOUND, ECONFLICT.
 func (b *Bridge) Operate(ctx context.Context, req OperatorRequest) (OperatorResult, error) {
 	res := OperatorResult{Action: req.Action, Applied: true}
+	known := []string{ActionSeed, ActionPause, ActionResume, ActionSetLimits, ActionListParked, ActionResolve, ActionLanes, ActionAuditLog}
+	if !slices.Contains(known, req.Action) {
+		return res, federation.Errorf(federation.EINVALID, "action %q: want %s", clip(req.Action), strings.Join(known, ", "))
+	}
 	mutating := req.Action != ActionListParked && req.Action != ActionLanes && req.Action != ActionAuditLog
 	if mutating && (req.RequestID == "" || len(req.RequestID) > 128 || !printable(req.RequestID)) {
 		return res, federation.Errorf(federation.EINVALID, "request_id is required (at most 128 printable characters): an action is applied once per request_id")
@@ -104,8 +111,6 @@ func (b *Bridge) Operate(ctx context.Context, req OperatorRequest) (OperatorResu
 		out, err = b.Lanes(ctx)
 	case ActionAuditLog:
 		out, err = b.store.AuditLog(ctx, limitOr(req.Limit, 50))
-	default:
-		return res, federation.Errorf(federation.EINVALID, "action %q: want seed, pause, resume, set_limits, list_manual_review, resolve, lanes or audit_log", clip(req.Action))
 	}
 	var c *Conflict
 	if errors.As(err, &c) && c.Which == ConflictAudit {
@@ -115,9 +120,13 @@ func (b *Bridge) Operate(ctx context.Context, req OperatorRequest) (OperatorResu
 	if err != nil {
 		return res, err
 	}
-	if res.Result, err = json.Marshal(out); err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // operators read "alpha->beta"
+	if err := enc.Encode(out); err != nil {
 		return res, fmt.Errorf("operator result: %w", err)
 	}
+	res.Result = bytes.TrimSpace(buf.Bytes())
 	return res, nil
 }
 

@@ -119,8 +119,8 @@ func (b *Bridge) reconcile(ctx context.Context, registry string) Reconciliation 
 		for _, tx := range res.Transactions {
 			switch {
 			case tx.Status != TxCompleted:
-			case tx.Receiver == reg.Account && tx.Sender != reg.Account:
-				inbound = append(inbound, tx)
+			case tx.Receiver == reg.Account && tx.Sender != reg.Account && isTransfer(tx):
+				inbound = append(inbound, tx) // a deposit, claimed or not: an issuance to the gateway is drift until seeded
 			case tx.Sender == reg.Account:
 				if id, _, ok := parseMessage(tx.Message); ok {
 					ours[id] = append(ours[id], tx)
@@ -169,6 +169,10 @@ func (b *Bridge) reconcile(ctx context.Context, registry string) Reconciliation 
 	r.Drift = r.Balance.Sub(r.Books).Sub(r.Unclaimed).Add(r.Unrecorded)
 	return r
 }
+
+// isTransfer reports whether a transaction is a transfer between accounts (a token
+// service that does not say counts as one), not an issuance or a burn.
+func isTransfer(tx TokenTx) bool { return tx.Type == "" || tx.Type == "transfer" }
 
 // parseMessage reads Message's form back: the transfer ID and the kind.
 func parseMessage(m string) (id, kind string, ok bool) {

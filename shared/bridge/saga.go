@@ -187,7 +187,7 @@ func (b *Bridge) Verify(ctx context.Context, id string) (string, error) {
 	switch {
 	case !found:
 		return "", taskErr(ErrDepositNotFound, nil, "deposit %s is not among the gateway's transactions on %s", t.Deposit.TransactionID, t.Lane.From)
-	case tx.Receiver != src.Account || tx.Sender == src.Account:
+	case tx.Receiver != src.Account || tx.Sender == src.Account || !isTransfer(tx):
 		return reject(fmt.Sprintf("transaction %s is not a transfer to the gateway's account %s", tx.ID, src.Account))
 	case tx.Status == TxFailed:
 		return reject(fmt.Sprintf("deposit %s failed on %s", tx.ID, t.Lane.From))
