@@ -75,16 +75,3 @@ func Split(amount, rate decimal.Decimal) (fee, minted decimal.Decimal) {
 	fee = Fee(amount, rate)
 	return fee, amount.Sub(fee)
 }
-
-// decimalOf reads a stored decimal string; the empty string is zero. Stored values are
-// written by the bridge itself, so a bad one is a fault, reported as EINTERNAL.
-func decimalOf(s string) (decimal.Decimal, error) {
-	if s == "" {
-		return decimal.Zero, nil
-	}
-	d, err := decimal.NewFromString(s)
-	if err != nil {
-		return decimal.Zero, federation.Wrap(federation.EINTERNAL, err, "stored amount "+clip(s))
-	}
-	return d, nil
-}
