@@ -123,8 +123,9 @@ func (r *Report) String() string {
 		r.ValueBefore, r.ValueAfter, r.BooksMatch, r.Drift, r.Faults, r.ParkedReasons)
 }
 
-// Run submits the plans, at most concurrency at a time, waits until every transfer is
-// final or parked (at most deadline), then checks the invariants.
+// Run submits the plans, at most concurrency at a time (with 1, each transfer is final
+// before the next is asked), waits until every transfer is final or parked (at most
+// deadline), then checks the invariants.
 func (s *Sim) Run(ctx context.Context, plans []*Plan, concurrency int, readFaultRate float64, deadline time.Duration) (*Report, error) {
 	start := time.Now()
 	rep := &Report{Transfers: len(plans), ValueBefore: s.Value(), Drift: map[string]string{}, ParkedReasons: map[string]int{}}
@@ -142,6 +143,10 @@ func (s *Sim) Run(ctx context.Context, plans []*Plan, concurrency int, readFault
 			defer wg.Done()
 			defer func() { <-sem }()
 			errs[i] = s.submitPlan(ctx, i, p)
+			if errs[i] == nil && concurrency == 1 {
+				// One at a time: the next transfer starts once this one is final.
+				_, errs[i] = s.wait(ctx, []string{p.TransferID}, deadline)
+			}
 		}()
 	}
 	wg.Wait()
@@ -189,7 +194,7 @@ func (s *Sim) submitPlan(ctx context.Context, i int, p *Plan) error {
 		s.faults.set(p.TransferID+"#refund", keyFault{kind: p.RefundFault, delay: faultDelay(p.RefundFault), left: faultCount(p.RefundFault)})
 	}
 	req := bridge.Request{From: p.From, To: p.To, Amount: p.Amount, Deposit: dep}
-	key := fmt.Sprintf("sim-%d", i)
+	key := "sim-" + p.DepositTx
 	if !p.Duplicate {
 		_, v, err := s.Submit(ctx, p.Sender, req, key)
 		if err == nil && v.ID != p.TransferID {

@@ -1,7 +1,7 @@
 // Command bench measures what a Lambda cold start and deployment cost for each function of
 // template.yaml, beside the smallest aws-lambda-go function (infra/benchdata/hello) built
 // the same way, what the directory's sync and discovery cost, and what a routed message
-// costs (make bench):
+// costs, and what a bridged transfer costs (make bench):
 //
 //   - cold start: exec of the bootstrap until its first Runtime API poll, and until the
 //     answer to one invocation, each run against the local AWS endpoint with the function's
@@ -18,7 +18,12 @@
 //     senders; the cost of 1 million routed messages at AWS list prices from the items'
 //     real sizes; the global limit with one shard and several;
 //   - startup: the time to ready of `make run`, cold (an empty Go build cache) and warm,
-//     and how soon and how often it says what it is doing (-only runs one section).
+//     and how soon and how often it says what it is doing;
+//   - bridge: state transitions per transfer and its cost at AWS list prices, from the
+//     transitions, Lambda invocations and DynamoDB request units the local endpoint
+//     counted; transfers per second through the local stack; and thousands of transfers
+//     with faults at every step, held to the token services' books (-only runs one
+//     section).
 //
 // It reports each figure against its goal and exits 0 whether or not the goals are met;
 // it fails only when it cannot measure. Run it from the module root.
@@ -51,6 +56,7 @@ const (
 	sectionDirectory = "directory"
 	sectionRouting   = "routing"
 	sectionStartup   = "startup"
+	sectionBridge    = "bridge"
 )
 
 // options are the command line's.
@@ -62,9 +68,12 @@ type options struct {
 	directory    bool
 	routing      bool
 	startup      bool
+	bridge       bool
 	agents       int // per registry in the directory section
 	requests     int // per path in the routing section's latency runs
 	messages     int // per path in the routing section's throughput runs
+	transfers    int // clean transfers of the bridge section's cost and throughput runs
+	faulted      int // transfers of the bridge section's fault run
 }
 
 func main() {
@@ -75,14 +84,17 @@ func main() {
 	flag.StringVar(&o.config, "config", "infra/config.local.json", "the gateway configuration document to provision")
 	only := flag.String("only", "", "run one section only: "+sectionColdStart+" (cold start, binary size), "+sectionDirectory+
 		" (sync, discovery), "+sectionRouting+" (latency, DynamoDB calls and throughput of routed messages) or "+
-		sectionStartup+" (make run's cold and warm time to ready)")
+		sectionStartup+" (make run's cold and warm time to ready) or "+
+		sectionBridge+" (transitions, cost, throughput and faults of bridge transfers)")
 	flag.IntVar(&o.agents, "agents", 5000, "agents in each of the directory section's two registries")
 	flag.IntVar(&o.requests, "requests", 200, "sequential requests of each path in the routing section's latency runs")
 	flag.IntVar(&o.messages, "messages", 500, "messages of each path in the routing section's throughput runs")
+	flag.IntVar(&o.transfers, "transfers", 200, "clean transfers of the bridge section's cost and throughput runs")
+	flag.IntVar(&o.faulted, "faulted", 2000, "transfers of the bridge section's run with faults at every step")
 	flag.Parse()
 	switch *only {
 	case "":
-		o.coldStart, o.directory, o.routing, o.startup = true, true, true, true
+		o.coldStart, o.directory, o.routing, o.startup, o.bridge = true, true, true, true, true
 	case sectionColdStart:
 		o.coldStart = true
 	case sectionDirectory:
@@ -91,8 +103,10 @@ func main() {
 		o.routing = true
 	case sectionStartup:
 		o.startup = true
+	case sectionBridge:
+		o.bridge = true
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want %s, %s, %s or %s\n", *only, sectionColdStart, sectionDirectory, sectionRouting, sectionStartup)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want %s, %s, %s, %s or %s\n", *only, sectionColdStart, sectionDirectory, sectionRouting, sectionStartup, sectionBridge)
 		os.Exit(2)
 	}
 
@@ -184,6 +198,16 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
+	var br bridgeResults
+	if o.bridge {
+		if o.transfers < 1 || o.faulted < 1 {
+			return fmt.Errorf("-transfers %d, -faulted %d: want at least 1 each", o.transfers, o.faulted)
+		}
+		if br, err = benchBridge(ctx, o.tmpl, o.transfers, o.faulted); err != nil {
+			return fmt.Errorf("bridge: %w", err)
+		}
+	}
+
 	header(os.Stdout)
 	if o.coldStart {
 		report(os.Stdout, subjects, cold, o.runs)
@@ -196,6 +220,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.startup {
 		reportStartup(os.Stdout, starts)
+	}
+	if o.bridge {
+		reportBridge(os.Stdout, br)
 	}
 	fmt.Fprintln(os.Stdout, "\nA goal missed is reported (OVER), never a failure of the benchmark.")
 	return nil
