@@ -103,6 +103,10 @@ func run(args []string) error {
 				fmt.Fprintln(os.Stderr, "devstack: seed the bridge's liquidity:", err)
 			}
 		}
+		// Reconcile the seeded books now rather than at the schedule's next turn.
+		if _, err := s.Invoke(ctx, "ReconcileFunction", []byte(`{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}`)); err != nil {
+			fmt.Fprintln(os.Stderr, "devstack: reconcile the bridge's books:", err)
+		}
 	}
 	fmt.Fprintf(os.Stderr, "\nFederation Gateway is running (ready in %s)\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "  HTTP API            %s\n", s.APIURL)
