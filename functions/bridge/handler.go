@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/bridge"
@@ -35,13 +30,8 @@ func Handler(b Bridger, log *slog.Logger) http.Handler {
 			writeError(w, r, log, err)
 			return
 		}
-		body, err := readBody(w, r)
-		if err != nil {
-			writeError(w, r, log, err)
-			return
-		}
-		req, err := DecodeRequest(body)
-		if err != nil {
+		var req bridge.Request
+		if err := apigw.DecodeJSON(w, r, maxBody, &req); err != nil {
 			writeError(w, r, log, err)
 			return
 		}
@@ -74,59 +64,13 @@ func Handler(b Bridger, log *slog.Logger) http.Handler {
 	return mux
 }
 
-// readBody reads a JSON body of at most maxBody bytes.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return nil, federation.Errorf(federation.EINVALID, "send the body as Content-Type: application/json")
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return nil, federation.Errorf(federation.ETOOLARGE, "the request body is over %d bytes", maxBody)
-	}
-	if err != nil {
-		return nil, federation.Errorf(federation.EINVALID, "could not read the request body")
-	}
-	return body, nil
-}
-
-// DecodeRequest reads a transfer request strictly: one JSON object with the known fields
-// only, amounts as strings. What is wrong is said in the API's words.
+// DecodeRequest reads a transfer request as the handler does: strictly, one JSON object
+// with the known fields only (amounts are decimal strings), what is wrong said in the
+// API's words. It is the fuzz target's entry.
 func DecodeRequest(body []byte) (bridge.Request, error) {
 	var req bridge.Request
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return bridge.Request{}, federation.Errorf(federation.EINVALID, "%s", describe(err))
-	}
-	if dec.More() {
-		return bridge.Request{}, federation.Errorf(federation.EINVALID, "the body has data after its JSON object")
-	}
-	return req, nil
-}
-
-// describe says what is wrong with a body in the API's words, not the parser's.
-func describe(err error) string {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		want := map[string]string{"string": "a string", "bridge.Deposit": "an object {registry, transaction_id}"}[typeErr.Type.String()]
-		if want == "" {
-			want = "another type"
-		}
-		return typeErr.Field + " must be " + want + " (amounts are decimal strings, e.g. \"25.0\")"
-	case errors.As(err, &typeErr):
-		return "the body must be a JSON object"
-	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
-		return "the body is not valid JSON"
-	case errors.Is(err, io.EOF):
-		return "the body is empty: send {from, to, amount, deposit: {registry, transaction_id}}"
-	}
-	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return "unknown field " + field + "; the fields are from, to, amount, deposit.registry and deposit.transaction_id"
-	}
-	return "the body is not the expected JSON object"
+	err := apigw.Unmarshal(body, &req)
+	return req, err
 }
 
 // writeError answers err as a problem, with the headers its status asks for.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/apigw/openapitest"
 	"github.com/federation-gateway/gateway/shared/bridge"
 	"github.com/federation-gateway/gateway/shared/logs"
 )
@@ -29,7 +30,8 @@ func TestHandler(t *testing.T) {
 		o.Lanes[id] = l
 	})
 	log := logs.New(&bytes.Buffer{}, "error")
-	h := apigw.Lambda(Handler(fx.Bridge, log), log)
+	// Every exchange is checked against docs/openapi.json.
+	h := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(fx.Bridge, log), log))
 	ctx := context.Background()
 	from := fx.Fed.Agent(sender)
 	body := func(amount, deposit string) string {
@@ -88,15 +90,15 @@ func TestHandler(t *testing.T) {
 			ev.Headers["authorization"] = "Bearer " + fx.Token(t, sender)
 			r, _ := h(ctx, ev)
 			return r
-		}, 400, "amount must be a string", ""},
+		}, 400, "amount: want a string", ""},
 		{"unknown field", func() events.APIGatewayV2HTTPResponse {
 			return post(strings.Replace(body("5", "x1"), `"from"`, `"memo":"hi","from"`, 1), nil)
 		}, 400, `unknown field "memo"`, ""},
 		{"not JSON", func() events.APIGatewayV2HTTPResponse { return post(`{"from":`, nil) }, 400, "not valid JSON", ""},
-		{"two objects", func() events.APIGatewayV2HTTPResponse { return post(body("5", "x1")+"{}", nil) }, 400, "after its JSON object", ""},
+		{"two objects", func() events.APIGatewayV2HTTPResponse { return post(body("5", "x1")+"{}", nil) }, 400, "more after its JSON object", ""},
 		{"not a JSON content type", func() events.APIGatewayV2HTTPResponse {
 			return post(body("5", "x1"), func(e *events.APIGatewayV2HTTPRequest) { e.Headers["content-type"] = "text/plain" })
-		}, 400, "application/json", ""},
+		}, 415, "application/json", ""},
 		{"too many decimals", func() events.APIGatewayV2HTTPResponse { return post(body("5.123456789", "x1"), nil) }, 400, "more than 8 decimal places", ""},
 		{"over the lane's max", func() events.APIGatewayV2HTTPResponse { return post(body("101", "x1"), nil) }, 400, "outside lane alpha->beta's limits", ""},
 		{"too large", func() events.APIGatewayV2HTTPResponse {

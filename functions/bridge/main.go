@@ -16,6 +16,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/stepfunctions"
@@ -30,19 +31,18 @@ func main() {
 		os.Exit(1)
 	}
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
-	domains := make([]identity.TrustDomain, len(cfg.TrustDomains))
-	for i, td := range cfg.TrustDomains {
-		domains[i] = identity.TrustDomain(td)
-	}
-	inline, err := identity.InlineBundles(domains)
+	// Identifiers (did:web documents) are caller-supplied: the outbound guard's strictest
+	// policy (docs/architecture.md, "Security model").
+	identifiers := outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: cfg.AWSEndpoints})
+	inline, err := identity.InlineBundles(cfg.TrustDomains)
 	if err != nil {
 		fail("trust bundles", err)
 	}
 	verifier, err := identity.NewVerifier(identity.Options{
-		Audience:   cfg.Gateway.ID,
-		Bundles:    identity.FirstBundle{identity.NewStoredBundles(store, domains, 5*time.Minute, time.Now), inline},
-		Replay:     store.ReplayGuard(),
-		HTTPClient: outbound.NewClient(outbound.Options{AllowPrivate: cfg.AllowPrivateNetworks, Timeout: 5 * time.Second}),
+		Audience: cfg.Gateway.ID,
+		Bundles:  identity.FirstBundle{identity.NewStoredBundles(store, cfg.TrustDomains, 5*time.Minute, time.Now), inline},
+		Replay:   store.ReplayGuard(),
+		DIDs:     identityhttp.NewDIDResolver(identifiers),
 	})
 	if err != nil {
 		fail("verifier", err)

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"strings"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
+	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/bridge"
 	"github.com/federation-gateway/gateway/shared/federation"
 )
@@ -40,22 +37,10 @@ func Handler(op Operator) func(context.Context, json.RawMessage) (bridge.Operato
 	}
 }
 
-// DecodeRequest reads an operator request: one JSON object of known fields.
+// DecodeRequest reads an operator request strictly: one JSON object of known fields, what
+// is wrong said in the API's words.
 func DecodeRequest(raw []byte) (bridge.OperatorRequest, error) {
 	var req bridge.OperatorRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		msg := "the request is not a JSON object of action, request_id, operator, reason, registry, amount, lane, limits, transfer_id, resolution, transaction_id, limit"
-		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			msg = "unknown field " + f + "; " + msg
-		} else if errors.Is(err, io.EOF) {
-			msg = "an empty request; " + msg
-		}
-		return req, federation.Errorf(federation.EINVALID, "%s", msg)
-	}
-	if dec.More() {
-		return req, federation.Errorf(federation.EINVALID, "data after the request's JSON object")
-	}
-	return req, nil
+	err := apigw.Unmarshal(raw, &req)
+	return req, err
 }

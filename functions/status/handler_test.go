@@ -89,8 +89,8 @@ func TestHandler(t *testing.T) {
 func TestHandlerWithBridge(t *testing.T) {
 	fx := localtest.Bridge(t, nil)
 	log := logs.New(&bytes.Buffer{}, "debug")
-	reporter := WithBridge{Reporter: directory.NewReporter(fx.Store, []federation.Registry{{ID: "alpha"}, {ID: "beta"}}, "1.0.0", "test"), Bridge: fx.Bridge}
-	resp, err := apigw.Lambda(Handler(reporter, log), log)(context.Background(), loadEvent(t, "status.json"))
+	reporter := WithBridge{Reporter: directory.NewReporter(fx.Store, []federation.Registry{{ID: "alpha", Kind: federation.KindAgentVault, URL: "https://a.example"}, {ID: "beta", Kind: federation.KindAgentVault, URL: "https://b.example"}}, "1.0.0", "test"), Bridge: fx.Bridge}
+	resp, err := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(reporter, docs.OpenAPI(), log), log))(context.Background(), loadEvent(t, "status.json"))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%d %s %v", resp.StatusCode, resp.Body, err)
 	}
