@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/routing"
 )
 
 // Request is the body of POST /api/v1/bridge.
@@ -125,16 +126,16 @@ func (b *Bridge) submit(ctx context.Context, req Request, id federation.Identity
 		}
 	}
 
-	from, ok := snap.Agents[req.From]
-	if !ok || from.Status != federation.StatusActive {
-		if id.Subject != req.From {
-			return Transfer{}, false, federation.Errorf(federation.EFORBIDDEN, "%s may not send as %s", id.Subject, req.From)
-		}
-		return Transfer{}, false, federation.Errorf(federation.EFORBIDDEN, "%s is not an active agent of the federation", req.From)
+	// Who may send is routing's rule: the credential is from's own, or an identity its
+	// record declares, and from is an active agent in the directory.
+	var sender *federation.Agent
+	if a, ok := snap.Agents[req.From]; ok {
+		sender = &a
 	}
-	if id.Subject != req.From && !slices.Contains(from.Identities, id.Subject) {
-		return Transfer{}, false, federation.Errorf(federation.EFORBIDDEN, "%s may not send as %s", id.Subject, req.From)
+	if err := routing.AuthorizeSender(id, req.From, "", sender); err != nil {
+		return Transfer{}, false, err
 	}
+	from := *sender
 	to, ok := snap.Agents[req.To]
 	if !ok || to.Status != federation.StatusActive {
 		return Transfer{}, false, federation.Errorf(federation.ENOTFOUND, "no active agent %s in the federation", req.To)

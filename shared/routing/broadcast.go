@@ -132,7 +132,7 @@ func (r *Router) broadcast(ctx context.Context, d Discoverer, req BroadcastReque
 		return BroadcastResult{}, fmt.Errorf("broadcast: %w", err)
 	}
 	sender := find(agents, req.From)
-	if err := authorizeSender(c.id, req.From, "", sender); err != nil {
+	if err := AuthorizeSender(c.id, req.From, "", sender); err != nil {
 		return BroadcastResult{}, err
 	}
 

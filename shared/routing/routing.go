@@ -288,7 +288,7 @@ func (r *Router) route(ctx context.Context, req federation.RouteRequest, c *call
 	if err != nil {
 		return federation.RouteResult{}, err
 	}
-	if err := authorizeSender(c.id, req.From, req.SourceRegistry, sender); err != nil {
+	if err := AuthorizeSender(c.id, req.From, req.SourceRegistry, sender); err != nil {
 		if !cached {
 			return federation.RouteResult{}, err
 		}
@@ -477,7 +477,7 @@ func (r *Router) admit(ctx context.Context, c *caller, a Admission) (Claim, erro
 }
 
 // refreshSender reads the sender's record again, past the cache, and authorizes it
-// anew. Errors: as authorizeSender's; the table's.
+// anew. Errors: as AuthorizeSender's; the table's.
 func (r *Router) refreshSender(ctx context.Context, c *caller, from, claimedRegistry string) (*federation.Agent, error) {
 	r.cache.drop(from)
 	agents, err := r.store.Agents(ctx, []string{from})
@@ -485,7 +485,7 @@ func (r *Router) refreshSender(ctx context.Context, c *caller, from, claimedRegi
 		return nil, fmt.Errorf("route: %w", err)
 	}
 	sender := find(agents, from)
-	if err := authorizeSender(c.id, from, claimedRegistry, sender); err != nil {
+	if err := AuthorizeSender(c.id, from, claimedRegistry, sender); err != nil {
 		return nil, err
 	}
 	r.cache.put(*sender)
@@ -584,11 +584,11 @@ func (r *Router) target(ctx context.Context, did string, known *federation.Agent
 	return nil, federation.Errorf(federation.ENOTFOUND, "no agent %s in the federation", did)
 }
 
-// authorizeSender checks who may send as from: the verified identity must be from itself
-// or an identity from's directory record declares, and that record must be active. A
-// claimed registry (the request's source_registry) must be the record's. Errors:
-// EFORBIDDEN, saying why.
-func authorizeSender(id federation.Identity, from, claimedRegistry string, sender *federation.Agent) error {
+// AuthorizeSender checks who may send as from (routing and the token bridge share it):
+// the verified identity must be from itself or an identity from's directory record
+// declares, and that record must be active. A claimed registry (the request's
+// source_registry) must be the record's. Errors: EFORBIDDEN, saying why.
+func AuthorizeSender(id federation.Identity, from, claimedRegistry string, sender *federation.Agent) error {
 	bound := id.Subject == from || (sender != nil && slices.Contains(sender.Identities, id.Subject))
 	switch {
 	case !bound:
