@@ -79,16 +79,19 @@ func (c *Cloud) Provision(ctx context.Context, t *Template) error {
 	return nil
 }
 
-// createStateMachine creates a state machine, or updates the definition of one that
-// exists (a persisted emulator). The endpoint rewrites its Lambda Tasks so that Retry and
-// Catch work as on AWS (localstack/sfntasks.go).
+// createStateMachine creates a state machine, replacing one of the same name (a persisted
+// emulator, or another stack of this process): kumo has no UpdateStateMachine, and an
+// execution in flight keeps the definition it started with. The endpoint rewrites its
+// Lambda Tasks so that Retry and Catch work as on AWS (localstack/sfntasks.go).
 func (c *Cloud) createStateMachine(ctx context.Context, sm StateMachine) error {
-	role := aws.String("arn:aws:iam::" + localAccountID + ":role/" + sm.LogicalID + "Role")
-	_, err := c.sfn.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{Name: aws.String(sm.Name), Definition: aws.String(sm.Definition),
-		RoleArn: role, Type: sfntypes.StateMachineType(sm.Type)})
+	in := &sfn.CreateStateMachineInput{Name: aws.String(sm.Name), Definition: aws.String(sm.Definition),
+		RoleArn: aws.String("arn:aws:iam::" + localAccountID + ":role/" + sm.LogicalID + "Role"), Type: sfntypes.StateMachineType(sm.Type)}
+	_, err := c.sfn.CreateStateMachine(ctx, in)
 	var exists *sfntypes.StateMachineAlreadyExists
 	if errors.As(err, &exists) {
-		_, err = c.sfn.UpdateStateMachine(ctx, &sfn.UpdateStateMachineInput{StateMachineArn: aws.String(sm.ARN), Definition: aws.String(sm.Definition), RoleArn: role})
+		if _, err = c.sfn.DeleteStateMachine(ctx, &sfn.DeleteStateMachineInput{StateMachineArn: aws.String(sm.ARN)}); err == nil {
+			_, err = c.sfn.CreateStateMachine(ctx, in)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("create state machine %s: %w", sm.Name, err)

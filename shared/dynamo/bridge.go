@@ -246,7 +246,8 @@ func (s *Store) transact(ctx context.Context, what string, items []types.Transac
 	return nil
 }
 
-// Snapshot implements bridge.Store with one BatchGetItem.
+// Snapshot implements bridge.Store with one BatchGetItem (at most 100 keys: a few dozen
+// lanes).
 func (s *Store) Snapshot(ctx context.Context, dids []string, transferID string, lanes []bridge.LaneID, sender, idemKey string) (bridge.Snapshot, error) {
 	var keys []map[string]types.AttributeValue
 	for _, d := range dids {
@@ -261,7 +262,9 @@ func (s *Store) Snapshot(ctx context.Context, dids []string, transferID string, 
 	if idemKey != "" {
 		keys = append(keys, key(keyPrefix+sender+"#"+idemKey, skKey))
 	}
-	items, err := s.batchGet(ctx, dedupe(keys))
+	// Strongly consistent: a request that lost a race for its deposit must see the winner
+	// on its next read.
+	items, err := s.batchGetConsistent(ctx, dedupe(keys))
 	if err != nil {
 		return bridge.Snapshot{}, fmt.Errorf("bridge snapshot: %w", err)
 	}

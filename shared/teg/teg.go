@@ -4,6 +4,11 @@
 // bridge.TokenService, and classifies every failure by what it means for money: refused
 // (nothing applied, for good), unavailable (nothing applied, try again) or unknown (it may
 // have been applied).
+//
+// Go's HTTP client sends a request that carries an Idempotency-Key once more by itself
+// when a reused connection closes before any answer (net/http treats the header as a
+// mark of an idempotent request): the token service's idempotency makes that safe, and
+// a test that drops an answer must drop the repeat too to see an unknown outcome.
 package teg
 
 import (
