@@ -3,12 +3,14 @@ package localstack_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 )
 
 // TestKumoPlaceholderPrefix shows a difference of the emulator from DynamoDB that the
@@ -54,4 +56,23 @@ func TestKumoPlaceholderPrefix(t *testing.T) {
 		}
 	}
 	t.Error("#k1 never rewrote #k10: the emulator now substitutes placeholders like DynamoDB; remove the fixed-width placeholders of shared/dynamo")
+}
+
+// TestKumoHasNoUpdateStateMachine shows why infra/devstack replaces a state machine of the
+// same name instead of updating it: the emulator does not implement UpdateStateMachine.
+// When this test fails, it does, and devstack can update in place.
+func TestKumoHasNoUpdateStateMachine(t *testing.T) {
+	ep := start(t)
+	client := sfn.NewFromConfig(localConfig(ep.URL))
+	ctx := context.Background()
+	sm, err := client.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{Name: aws.String(fmt.Sprint("quirk-update-", ep.Addr)),
+		Definition: aws.String(`{"StartAt":"A","States":{"A":{"Type":"Succeed"}}}`), RoleArn: aws.String("arn:aws:iam::000000000000:role/x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.UpdateStateMachine(ctx, &sfn.UpdateStateMachineInput{StateMachineArn: sm.StateMachineArn,
+		Definition: aws.String(`{"StartAt":"B","States":{"B":{"Type":"Succeed"}}}`)})
+	if err == nil || !strings.Contains(err.Error(), "InvalidAction") {
+		t.Errorf("UpdateStateMachine: %v; the emulator implements it now: let devstack update state machines in place", err)
+	}
 }
