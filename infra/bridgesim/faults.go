@@ -77,7 +77,7 @@ func (p *faultPlan) pick(_ string, s *Sim) demo.FaultFunc {
 				return demo.Fault{Kind: demo.FaultSlow, Delay: 100 * time.Millisecond}
 			case x < p.listRate:
 				p.applied["read-timeout"]++
-				return demo.Fault{Kind: demo.FaultSlow, Delay: 600 * time.Millisecond}
+				return demo.Fault{Kind: demo.FaultSlow, Delay: 1500 * time.Millisecond} // past the gateway's 1 s
 			}
 			return demo.Fault{}
 		}

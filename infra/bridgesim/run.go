@@ -250,7 +250,7 @@ func faultDelay(kind string) time.Duration {
 	case demo.FaultSlow:
 		return 150 * time.Millisecond // under the gateway's timeout
 	case demo.FaultApplyLater:
-		return 700 * time.Millisecond // past it: applied after the gateway gave up
+		return 1500 * time.Millisecond // past it: applied after the gateway gave up
 	}
 	return 0
 }

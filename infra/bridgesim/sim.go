@@ -34,8 +34,8 @@ type Options struct {
 	Root     string    // the repository (template.yaml)
 	BuildDir string    // where the functions are built
 	Log      io.Writer // the stack's log lines; nil discards them
-	// TEGTimeout bounds one token service request of the gateway (default 400ms), so
-	// that a "timeout" fault costs little time.
+	// TEGTimeout bounds one token service request of the gateway (default 1s), so that a
+	// "timeout" fault costs little time, yet a loaded machine does not time out by itself.
 	TEGTimeout time.Duration
 	// Funding is what each sending agent is given on its registry (default 100000).
 	Funding decimal.Decimal
@@ -68,7 +68,7 @@ var Receivers = map[string][]string{
 // Start starts the demo federation and the gateway on free ports.
 func Start(ctx context.Context, opts Options) (_ *Sim, err error) {
 	if opts.TEGTimeout == 0 {
-		opts.TEGTimeout = 400 * time.Millisecond
+		opts.TEGTimeout = time.Second
 	}
 	if opts.Funding.IsZero() {
 		opts.Funding = decimal.NewFromInt(100000)
