@@ -130,8 +130,9 @@ func (s *Sim) Run(ctx context.Context, plans []*Plan, concurrency int, readFault
 	rep := &Report{Transfers: len(plans), ValueBefore: s.Value(), Drift: map[string]string{}, ParkedReasons: map[string]int{}}
 	s.faults.setListRate(readFaultRate)
 	// concurrency bounds the transfers in flight, as a client that waits for each of its
-	// transfers would: the local cloud runs the task function as one process, and a
-	// queue of thousands of executions would only measure its 30 s pick-up limit.
+	// transfers would: the local cloud runs a few instances of the task function, and a
+	// queue of thousands of executions would only measure the emulator's 30 s pick-up
+	// limit.
 	work := make(chan int)
 	errs := make([]error, len(plans))
 	var wg sync.WaitGroup

@@ -47,7 +47,7 @@ local endpoint (Retry and Catch as on AWS, localstack/sfntasks.go)
 
 	fmt.Fprintf(w, "\nThroughput: %d clean transfers, 32 at a time, first request to last completed: %.1f transfers/s (%s)\n",
 		res.Clean, res.Throughput, res.ThroughputRun.Round(100_000_000))
-	fmt.Fprintln(w, "  (the local cloud runs each function as one process, so the task function's steps run one at a time)")
+	fmt.Fprintln(w, "  (the local cloud runs at most 4 instances of each function, on this machine's cores)")
 
 	r := res.Faulted
 	fmt.Fprintf(w, "\nFaults at every step: %d transfers (%d faulted), 32 at a time, in %s; %.2f state transitions per transfer\n",
