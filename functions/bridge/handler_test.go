@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -74,6 +75,9 @@ func TestHandler(t *testing.T) {
 	if again := post(body("25.0", dep), func(e *events.APIGatewayV2HTTPRequest) { e.Headers["idempotency-key"] = "k-1" }); again.StatusCode != 200 || !strings.Contains(again.Body, view.ID) {
 		t.Errorf("a repeat: %d %s", again.StatusCode, again.Body)
 	}
+	if again := post(body("25.0", dep), nil); again.StatusCode != 200 || !strings.Contains(again.Body, view.ID) {
+		t.Errorf("the same deposit asked the same way without a key: %d %s", again.StatusCode, again.Body)
+	}
 	if got := get(view.ID, sender); got.StatusCode != 200 || !strings.Contains(got.Body, `"steps":[{"step":"accept"`) || got.Headers["Cache-Control"] != "no-store" {
 		t.Errorf("GET by the sender: %d %s", got.StatusCode, got.Body)
 	}
@@ -121,6 +125,10 @@ func TestHandler(t *testing.T) {
 		{"unknown transfer", func() events.APIGatewayV2HTTPResponse { return get("br-0123", sender) }, 404, "no transfer", ""},
 		{"someone else's transfer", func() events.APIGatewayV2HTTPResponse { return get(view.ID, "polyglot/translator") }, 404, "no transfer", ""},
 		{"deposit used for another request", func() events.APIGatewayV2HTTPResponse { return post(body("26", dep), nil) }, 409, "already backs", ""},
+		{"key used for another request", func() events.APIGatewayV2HTTPResponse {
+			return post(body("5", "x1"), func(e *events.APIGatewayV2HTTPRequest) { e.Headers["idempotency-key"] = "k-1" })
+		}, 409, "Idempotency-Key \"k-1\" was used for another request", ""},
+		{"under the lane's min", func() events.APIGatewayV2HTTPResponse { return post(body("0.5", "x1"), nil) }, 400, "outside lane alpha->beta's limits", ""},
 		{"deposit on another registry", func() events.APIGatewayV2HTTPResponse {
 			return post(strings.Replace(body("5", "x1"), `"registry":"alpha"`, `"registry":"beta"`, 1), nil)
 		}, 422, "deposit on your own registry", ""},
@@ -137,6 +145,13 @@ func TestHandler(t *testing.T) {
 			if tt.header != "" && resp.Headers[tt.header] == "" {
 				t.Errorf("no %s header: %v", tt.header, resp.Headers)
 			}
+			if tt.status == 429 {
+				// 85 of 110 left in the bucket for 100, refilled at 0.5 a second: 30 s, less
+				// the test's own time.
+				if secs, err := strconv.Atoi(resp.Headers["Retry-After"]); err != nil || secs < 20 || secs > 30 {
+					t.Errorf("Retry-After %q, want about 30 seconds", resp.Headers["Retry-After"])
+				}
+			}
 			if strings.Contains(resp.Body, "json:") || strings.Contains(resp.Body, "bridge.Request") {
 				t.Errorf("parser words in %s", resp.Body)
 			}
@@ -145,7 +160,7 @@ func TestHandler(t *testing.T) {
 	if _, err := fx.Bridge.Operate(ctx, bridge.OperatorRequest{Action: bridge.ActionPause, RequestID: "pause", Operator: "test", Lane: "alpha->beta"}); err != nil {
 		t.Fatal(err)
 	}
-	if resp := post(body("5", "x3"), nil); resp.StatusCode != 423 || !strings.Contains(resp.Body, "paused") {
+	if resp := post(body("5", "x3"), nil); resp.StatusCode != 423 || !strings.Contains(resp.Body, "paused") || resp.Headers["Content-Type"] != apigw.ProblemContentType {
 		t.Errorf("paused lane: %d %s", resp.StatusCode, resp.Body)
 	}
 }
