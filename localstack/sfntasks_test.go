@@ -234,3 +234,46 @@ func TestRewriteRefusesTaskFailedWithTimeout(t *testing.T) {
 		t.Errorf("another integration is left alone: %s %v", def, err)
 	}
 }
+
+// A Task's invocation is in flight, for the endpoint's watcher, while the function works on
+// it: a supervisor that starts instances on demand (the dev stack's pool) sees the demand
+// of Step Functions, and the meter counts each invocation once, with its duration.
+func TestStepFunctionsTaskInvocationsAreWatched(t *testing.T) {
+	ep := start(t)
+	f := &function{name: fmt.Sprintf("sfn-watch-%d", time.Now().UnixNano()), fails: 1, errType: "Transient"}
+	var mu sync.Mutex
+	inFlight, took, idle := 0, 0, 0
+	ep.Watch(func(ev localstack.RuntimeEvent) {
+		if ev.Function != f.name {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev.Kind {
+		case localstack.InvokeStarted:
+			inFlight++
+		case localstack.InvokeEnded:
+			inFlight--
+		case localstack.Took:
+			took++
+			if inFlight < 1 {
+				idle++
+			}
+		}
+	})
+	serveFunction(t, ep, f)
+	out := run(t, sfn.NewFromConfig(localConfig(ep.URL)), f.name, `{"StartAt": "T", "States": {"T": {`+invokeTask+`,
+		"Retry": [{"ErrorEquals": ["Transient"], "IntervalSeconds": 1, "MaxAttempts": 1}], "End": true}}}`, f.name)
+	if out.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("%s %s", out.Status, aws.ToString(out.Error))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if took != 2 || idle != 0 || inFlight != 0 {
+		t.Errorf("%d invocations taken, %d of them with no invocation in flight for the watcher, %d left in flight; want 2, 0, 0", took, idle, inFlight)
+	}
+	m := ep.Meter().Snapshot()
+	if m["lambda:"+f.name] != 2 || m["lambda-ms:"+f.name] < 2 {
+		t.Errorf("metered %v invocations, %v ms; want 2, and their time", m["lambda:"+f.name], m["lambda-ms:"+f.name])
+	}
+}
