@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
 
 // TestKumoPlaceholderPrefix shows a difference of the emulator from DynamoDB that the
@@ -74,5 +76,32 @@ func TestKumoHasNoUpdateStateMachine(t *testing.T) {
 		Definition: aws.String(`{"StartAt":"B","States":{"B":{"Type":"Succeed"}}}`)})
 	if err == nil || !strings.Contains(err.Error(), "InvalidAction") {
 		t.Errorf("UpdateStateMachine: %v; the emulator implements it now: let devstack update state machines in place", err)
+	}
+}
+
+// TestKumoExecutionHistoryHasNoStates shows why make bench counts a transfer's state
+// transitions by walking the state machine along the steps the transfer recorded
+// (infra/bridgesim/transitions.go) rather than from GetExecutionHistory: the emulator's
+// history holds the execution's start and end only, no state entered or exited. When this
+// test fails, the bench can count the history's StateEntered events instead.
+func TestKumoExecutionHistoryHasNoStates(t *testing.T) {
+	ep := start(t)
+	ctx := context.Background()
+	client := sfn.NewFromConfig(localConfig(ep.URL))
+	out := run(t, client, fmt.Sprint("quirk-history-", time.Now().UnixNano()),
+		`{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "End": true}}}`, "unused")
+	if out.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("%s", out.Status)
+	}
+	h, err := client.GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{ExecutionArn: out.ExecutionArn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, ev := range h.Events {
+		kinds = append(kinds, string(ev.Type))
+	}
+	if strings.Contains(strings.Join(kinds, " "), "StateEntered") || len(kinds) != 2 {
+		t.Errorf("history %v: the emulator now records states", kinds)
 	}
 }

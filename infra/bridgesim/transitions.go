@@ -13,7 +13,9 @@ import (
 // Transitions walks the saga's state machine along the steps a transfer recorded, and
 // returns the state transitions it took and how many of them were Task states. A Task
 // attempt that failed records nothing: the caller adds those from the task function's
-// invocations.
+// invocations. The local emulator's execution history has no state events to count
+// (TestKumoExecutionHistoryHasNoStates); on AWS, the history's StateEntered events are
+// the transitions.
 func Transitions(def statemachines.Definition, t bridge.Transfer) (transitions, tasks int, err error) {
 	recorded := map[string][]statemachines.Result{}
 	var order []string
