@@ -33,6 +33,8 @@ local endpoint (Retry and Catch as on AWS, localstack/sfntasks.go)
 		fmt.Fprintf(tw, "%-44s\t%.2f\t\t\n", k+" calls", res.PerTransfer[k])
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "  (transitions: the state machine walked along each transfer's recorded steps, plus the Task attempts that failed,")
+	fmt.Fprintln(w, "  from the task function's invocations; the local execution history records no states)")
 
 	fmt.Fprintf(w, "\nCost per transfer at AWS list prices, us-east-1 (Standard $0.025/1k transitions; Lambda arm64 $0.20/1M + $0.0000133334/GB-s\nat 256 MB, local durations; DynamoDB on-demand $0.625/1M WRU, $0.125/1M RRU; HTTP API $1.00/1M, %d requests)\n", httpPerTransfer)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
