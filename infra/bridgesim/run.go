@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -26,8 +27,9 @@ type Plan struct {
 	Deposit  string // deposited: Amount, another amount (a mismatch), or "" for none at all
 	// MintFault and RefundFault are played on the first attempt of the mint or refund.
 	MintFault, RefundFault string
-	// Duplicate sends the request twice at once.
-	Duplicate bool
+	// Duplicate sends the request twice at once; Conflicting makes the second one ask
+	// for another amount against the same deposit.
+	Duplicate, Conflicting bool
 
 	DepositTx  string
 	TransferID string
@@ -42,7 +44,8 @@ func (p *Plan) Faulted() bool {
 // refund meet each token service fault (503, 4xx, slowness, a timeout that applies late,
 // applied then lost, applied then 5xx) or a kill of the task function after the token
 // service applied it; deposits that do not match the request or do not exist; two
-// requests at once for one deposit. Reads fail, stall or time out at random (Run).
+// requests at once for one deposit, the same or asking differently. Reads fail, stall or
+// time out at random (Run).
 func Plans(n int, seed uint64, fed *demo.Federation) []*Plan {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	mintFaults := []string{demo.FaultFail, demo.FaultReject, demo.FaultSlow, demo.FaultApplyLater, demo.FaultApplyLose, demo.FaultApply5xx, FaultKill}
@@ -62,6 +65,7 @@ func Plans(n int, seed uint64, fed *demo.Federation) []*Plan {
 		amount := decimal.New(int64(cents), -2).Add(decimal.New(int64(rng.IntN(1000)), -8))
 		p := &Plan{Sender: sender, From: fed.Agent(sender).DID, To: Receivers[dst][rng.IntN(len(Receivers[dst]))], Source: src, Target: dst,
 			Amount: amount.String(), Deposit: amount.String(), Duplicate: rng.IntN(10) == 0}
+		p.Conflicting = p.Duplicate && rng.IntN(2) == 0
 		switch x := rng.IntN(100); {
 		case x < 8: // clean
 		case x < 70:
@@ -100,6 +104,7 @@ type Report struct {
 	Faults                                        map[string]int
 	Elapsed                                       time.Duration
 	ParkedReasons                                 map[string]int
+	ParkedSamples                                 map[string]string          // the first reason of each kind, in full
 	Final                                         map[string]bridge.Transfer `json:"-"` // the transfers as they ended
 }
 
@@ -127,7 +132,7 @@ func (r *Report) String() string {
 // or past deadline, before its worker asks for the next), then checks the invariants.
 func (s *Sim) Run(ctx context.Context, plans []*Plan, concurrency int, readFaultRate float64, deadline time.Duration) (*Report, error) {
 	start := time.Now()
-	rep := &Report{Transfers: len(plans), ValueBefore: s.Value(), Drift: map[string]string{}, ParkedReasons: map[string]int{}}
+	rep := &Report{Transfers: len(plans), ValueBefore: s.Value(), Drift: map[string]string{}, ParkedReasons: map[string]int{}, ParkedSamples: map[string]string{}}
 	s.faults.setListRate(readFaultRate)
 	// concurrency bounds the transfers in flight, as a client that waits for each of its
 	// transfers would: the local cloud runs a few instances of the task function, and a
@@ -208,19 +213,40 @@ func (s *Sim) submitPlan(ctx context.Context, i int, p *Plan) error {
 		}
 		return err
 	}
-	// Two requests at once: one with the key, one without; both answer the one transfer.
+	// Two requests at once: one with the key, one without. The same request twice: both
+	// answer the one transfer. Another amount against the same deposit: one makes the
+	// transfer, the other is refused (409), whichever comes first.
+	other := req
+	if p.Conflicting {
+		other.Amount = decimal.RequireFromString(p.Amount).Add(decimal.New(1, -2)).String()
+	}
 	var wg sync.WaitGroup
 	var errA, errB error
 	var a, b bridge.View
+	var codeB int
 	wg.Add(2)
 	go func() { defer wg.Done(); _, a, errA = s.Submit(ctx, p.Sender, req, key) }()
-	go func() { defer wg.Done(); _, b, errB = s.Submit(ctx, p.Sender, req, "") }()
+	go func() { defer wg.Done(); codeB, b, errB = s.Submit(ctx, p.Sender, other, "") }()
 	wg.Wait()
-	if errA != nil || errB != nil {
-		return fmt.Errorf("duplicate requests: %v / %v", errA, errB)
+	if !p.Conflicting {
+		if errA != nil || errB != nil {
+			return fmt.Errorf("duplicate requests: %v / %v", errA, errB)
+		}
+		if a.ID != p.TransferID || b.ID != p.TransferID {
+			return fmt.Errorf("duplicate requests answered %s and %s, want %s", a.ID, b.ID, p.TransferID)
+		}
+		return nil
 	}
-	if a.ID != p.TransferID || b.ID != p.TransferID {
-		return fmt.Errorf("duplicate requests answered %s and %s, want %s", a.ID, b.ID, p.TransferID)
+	switch {
+	case errA == nil && errB == nil:
+		return fmt.Errorf("two different requests for deposit %s both accepted: %s (%s) and %s (%s)", p.DepositTx, a.ID, a.Amount, b.ID, b.Amount)
+	case errA == nil && a.ID == p.TransferID && codeB == http.StatusConflict:
+	case errB == nil && b.ID == p.TransferID:
+		// The other request won: the transfer asks for another amount than was deposited,
+		// and the saga refunds the deposit as it is.
+		p.Amount = other.Amount
+	default:
+		return fmt.Errorf("conflicting requests for deposit %s: %v / %d %v", p.DepositTx, errA, codeB, errB)
 	}
 	return nil
 }
@@ -353,9 +379,33 @@ func (s *Sim) check(ctx context.Context, plans []*Plan, transfers map[string]bri
 			rep.ManualReview++
 			reason, _, _ := strings.Cut(t.Reason, ":")
 			rep.ParkedReasons[reason]++
+			if _, ok := rep.ParkedSamples[reason]; !ok {
+				rep.ParkedSamples[reason] = t.ID + ": " + t.Reason
+			}
 		default:
 			rep.Unfinished++
 			violate(p, "unfinished in %s", t.Status)
+		}
+	}
+	// Each deposit's claim item names the one transfer that ended with it.
+	var used []bridge.Deposit
+	for _, p := range plans {
+		if t, ok := transfers[p.TransferID]; ok && (t.Status == bridge.StatusCompleted || t.Status == bridge.StatusRefunded) {
+			used = append(used, bridge.Deposit{Registry: p.Source, TransactionID: p.DepositTx})
+		}
+	}
+	for start := 0; start < len(used); start += 100 {
+		part := used[start:min(len(used), start+100)]
+		claims, err := s.Store.Claimed(ctx, part)
+		if err != nil {
+			rep.Violations = append(rep.Violations, "read claims: "+err.Error())
+			return
+		}
+		for _, d := range part {
+			if id := claims[d]; id != bridge.TransferID(d) {
+				rep.ClaimedTwice++
+				rep.Violations = append(rep.Violations, fmt.Sprintf("deposit %s#%s claimed by %q, ended with %s", d.Registry, d.TransactionID, id, bridge.TransferID(d)))
+			}
 		}
 	}
 	var all []string

@@ -39,6 +39,9 @@ func TestFaultInjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(rep)
+	for _, why := range rep.ParkedSamples {
+		t.Log("parked, e.g. ", why)
+	}
 	if !rep.OK() {
 		for _, v := range rep.Violations {
 			t.Error(v)

@@ -70,6 +70,14 @@ local endpoint (Retry and Catch as on AWS, localstack/sfntasks.go)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "  outcomes: %d completed, %d refunded, %d rejected, %d manual_review %v\n", r.Completed, r.Refunded, r.Rejected, r.ManualReview, r.ParkedReasons)
+	var samples []string
+	for _, why := range r.ParkedSamples {
+		samples = append(samples, why)
+	}
+	slices.Sort(samples)
+	for _, why := range samples {
+		fmt.Fprintf(w, "  parked, e.g. %s\n", why)
+	}
 	var kinds []string
 	for k, v := range r.Faults {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, v))
