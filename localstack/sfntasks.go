@@ -19,8 +19,10 @@ package localstack
 //     (arn:aws:states:::lambda:invoke, or a function ARN as the resource) becomes a
 //     lambda:invoke.waitForTaskToken Task whose payload wraps the original one with the
 //     task token. When the engine invokes the function with such a payload, the endpoint
-//     answers the engine at once, invokes the function itself with the original payload,
-//     and reports the outcome as AWS's Task integration would: SendTaskSuccess with
+//     answers the engine at once, invokes the function itself with the original payload
+//     through its own front door (so the Runtime API watcher, and a supervisor that starts
+//     instances on demand, and the meter see that invocation as any other, for as long as
+//     the function works on it), and reports the outcome as AWS's Task integration would: SendTaskSuccess with
 //     lambda:invoke's output ({ExecutedVersion, Payload, StatusCode}, or the bare payload
 //     for a function-ARN resource), or SendTaskFailure with the function's errorType (a
 //     Lambda service error as Lambda.<its type>) and the error payload as the cause.
