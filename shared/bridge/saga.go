@@ -537,6 +537,25 @@ func (b *Bridge) Park(ctx context.Context, id string, f Failure) (string, error)
 	return outcome, err
 }
 
+// pageTries is how often search asks for one page of transactions. A search that does
+// not find what it looks for reads every page since its start, and one page that fails
+// would fail the whole step: a read is safe to repeat, so a page is tried again at once
+// (after 50 ms, then 100 ms) before the step gives up and Step Functions retries it.
+const pageTries = 3
+
+func (b *Bridge) transactions(ctx context.Context, ts TokenService, since time.Time, limit, offset int) (TokenPage, error) {
+	for try := 1; ; try++ {
+		res, err := ts.Transactions(ctx, since, limit, offset)
+		var te *TokenError
+		if err == nil || try == pageTries || (errors.As(err, &te) && te.Kind == TokenRefused) {
+			return res, err
+		}
+		if err := sleep(ctx, time.Duration(try)*50*time.Millisecond); err != nil {
+			return res, fmt.Errorf("list transactions: %w", err)
+		}
+	}
+}
+
 func clipLong(s string) string {
 	if len(s) > 500 {
 		return s[:500] + "..."
@@ -549,7 +568,7 @@ func clipLong(s string) string {
 func (b *Bridge) search(ctx context.Context, ts TokenService, since time.Time, match func(TokenTx) bool) (TokenTx, bool, error) {
 	const page = 100
 	for p := 0; p < b.pages; p++ {
-		res, err := ts.Transactions(ctx, since, page, p*page)
+		res, err := b.transactions(ctx, ts, since, page, p*page)
 		if err != nil {
 			return TokenTx{}, false, err
 		}

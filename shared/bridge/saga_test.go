@@ -86,7 +86,10 @@ func TestSagaCompletes(t *testing.T) {
 		t.Fatalf("the deposit for another request: %v", err)
 	}
 	before := s.balance("beta", receiver)
+	// A page of transactions that fails twice is read again within the step.
+	s.fx.Fed.TEG("alpha").Queue("transactions", demo.Fault{Kind: demo.FaultFail}, 2)
 	s.must(bridge.StepVerify, tr.ID, bridge.OutcomeVerified)
+	s.fx.Fed.TEG("alpha").ClearFaults()
 	s.must(bridge.StepVerify, tr.ID, bridge.OutcomeVerified) // again: nothing more
 	s.must(bridge.StepReserve, tr.ID, bridge.OutcomeReserved)
 	s.must(bridge.StepMint, tr.ID, bridge.OutcomeMinted)
