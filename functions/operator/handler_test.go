@@ -39,7 +39,7 @@ func TestHandler(t *testing.T) {
 		t.Errorf("the same request again: %+v %v", res, err)
 	}
 	log, _ := h(ctx, json.RawMessage(`{"action":"audit_log"}`))
-	if !strings.Contains(string(log.Result), `"Operator":"alice@ops"`) {
+	if !strings.Contains(string(log.Result), `"operator":"alice@ops"`) {
 		t.Errorf("audit log: %s", log.Result)
 	}
 	for _, tt := range []struct{ body, typ, mention string }{

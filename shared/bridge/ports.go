@@ -164,13 +164,13 @@ type Change struct {
 
 // AuditEntry is one operator action, appended to the audit ledger.
 type AuditEntry struct {
-	RequestID string // the operator's request ID: an action is applied once
-	Operator  string
-	Action    string
-	Target    string // lane, registry or transfer
-	Detail    string // what changed, as JSON
-	Reason    string
-	At        time.Time
+	RequestID string    `json:"request_id"` // the operator's request ID: an action is applied once
+	Operator  string    `json:"operator"`
+	Action    string    `json:"action"`
+	Target    string    `json:"target"` // lane, registry or transfer
+	Detail    string    `json:"detail"` // what changed, as JSON
+	Reason    string    `json:"reason,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // Reconciliation is one comparison of a registry's books with its token service.
