@@ -32,14 +32,14 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("lanes: %+v %v", res, err)
 	}
 	res, err = h(ctx, event(t, "operator-pause.json"))
-	if err != nil || !res.Applied || !strings.Contains(string(res.Result), `"paused":true`) {
+	if err != nil || !res.Applied || !strings.Contains(string(res.Result), `"paused":true`) || !strings.Contains(string(res.Result), `"source_liquidity":"10000"`) {
 		t.Fatalf("pause: %s %v", res.Result, err)
 	}
 	if res, err = h(ctx, event(t, "operator-pause.json")); err != nil || res.Applied {
 		t.Errorf("the same request again: %+v %v", res, err)
 	}
 	log, _ := h(ctx, json.RawMessage(`{"action":"audit_log"}`))
-	if !strings.Contains(string(log.Result), `"operator":"alice@ops"`) {
+	if !strings.Contains(string(log.Result), `"operator":"alice@ops"`) || !strings.Contains(string(log.Result), `{\"lane\":\"alpha->beta\",\"paused\":true,`) {
 		t.Errorf("audit log: %s", log.Result)
 	}
 	for _, tt := range []struct{ body, typ, mention string }{

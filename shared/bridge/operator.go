@@ -138,8 +138,11 @@ func limitOr(n, def int) int {
 }
 
 func detail(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // a lane is "alpha->beta", not "alpha-\u003ebeta"
+	_ = enc.Encode(v)
+	return strings.TrimSuffix(buf.String(), "\n")
 }
 
 // seed records liquidity an operator put into the gateway's account on a registry: the
@@ -220,7 +223,7 @@ func (b *Bridge) tuneLane(ctx context.Context, req OperatorRequest, audit AuditE
 			}
 		}
 		audit.Target = id.String()
-		audit.Detail = detail(laneView(lane, now))
+		audit.Detail = detail(settings(lane, now))
 		err = b.store.PutLane(ctx, lane, &audit)
 		var c *Conflict
 		if errors.As(err, &c) && c.Which == ConflictLane && attempt < 10 {
@@ -229,8 +232,37 @@ func (b *Bridge) tuneLane(ctx context.Context, req OperatorRequest, audit AuditE
 		if err != nil {
 			return nil, err
 		}
+		// The answer is the lane as status shows it, liquidity and transfers in flight
+		// included.
+		lanes, err := b.Lanes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range lanes {
+			if l.Lane == id.String() {
+				return l, nil
+			}
+		}
 		return laneView(lane, now), nil
 	}
+}
+
+// laneSettings is what an operator's action on a lane set: its audit entry's detail.
+type laneSettings struct {
+	Lane            string `json:"lane"`
+	Paused          bool   `json:"paused"`
+	Bucket          string `json:"bucket"`
+	Capacity        string `json:"capacity"`
+	RefillPerSecond string `json:"refill_per_second"`
+	FeeRate         string `json:"fee_rate"`
+	Min             string `json:"min"`
+	Max             string `json:"max"`
+}
+
+func settings(l Lane, now time.Time) laneSettings {
+	v := laneView(l, now)
+	return laneSettings{Lane: v.Lane, Paused: v.Paused, Bucket: v.Bucket, Capacity: v.Capacity, RefillPerSecond: v.RefillPerSecond,
+		FeeRate: v.FeeRate, Min: v.Min, Max: v.Max}
 }
 
 func (in LimitsInput) apply(l Limits) (Limits, error) {
