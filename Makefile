@@ -21,8 +21,8 @@ SAM         := $(VENV)/bin/sam
 # cfn-lint, the SAM CLI and moto's server (the tests' second DynamoDB engine) share one venv.
 PY_TOOLS    := $(VENV)/.installed-cfn-lint-$(CFN_LINT_VERSION)-sam-$(SAM_CLI_VERSION)-moto-$(MOTO_VERSION)
 # The packages whose tests run on moto too: the store, the directory, routing, identity,
-# and the engine's own checks.
-MOTO_PKGS   := ./infra/localtest/... ./shared/dynamo/... ./shared/directory/... ./shared/routing/... ./shared/identity/...
+# the token bridge (its saga's writes), and the engine's own checks.
+MOTO_PKGS   := ./infra/localtest/... ./shared/dynamo/... ./shared/directory/... ./shared/routing/... ./shared/identity/... ./shared/bridge/...
 # sam build copies CodeUri (the whole repository, .tools/ included) per function unless it
 # builds in source; the makefile build only writes to ARTIFACTS_DIR, so in source is safe.
 SAM_BUILD_FLAGS ?= --build-in-source --parallel
@@ -65,7 +65,7 @@ gotest:
 
 # kumo, the local endpoint's emulator, is lenient where DynamoDB is strict: the store,
 # directory, routing and identity tests run again on moto's DynamoDB (infra/localtest).
-gotest-moto: $(PY_TOOLS) ## The store, directory, routing and identity tests on moto's DynamoDB.
+gotest-moto: $(PY_TOOLS) ## The store, directory, routing, identity and bridge tests on moto's DynamoDB.
 	LOCALTEST_DYNAMODB=moto LOCALTEST_MOTO_PYTHON=$(VENV)/bin/python $(GO) test -race -count=1 $(MOTO_PKGS)
 
 lint: vet staticcheck template-lint ## go vet, staticcheck, cfn-lint and sam validate --lint.
