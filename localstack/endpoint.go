@@ -80,7 +80,7 @@ func Start(addr string) (*Endpoint, error) {
 	proxy := newProxy(target, (&net.Dialer{}).DialContext)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_localstack/health", e.health)
-	mux.Handle("/", e.tasks.wrap(e.runtime.handler(e.meter.watch((&secretReads{}).wrap(proxy)))))
+	mux.Handle("/", e.tasks.wrap(e.runtime.handler(e.meter.watch((&secretReads{}).wrap(newStreamWrites(emu.URL).wrap(proxy))))))
 	routeEmulatorCalls(e)
 	e.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { e.done <- e.server.Serve(ln) }()

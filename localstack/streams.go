@@ -1,0 +1,259 @@
+package localstack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+)
+
+// The emulator (kumo v0.33.1) writes a table's stream records for PutItem, UpdateItem and
+// DeleteItem only: the writes of TransactWriteItems and BatchWriteItem change the table
+// but never reach its stream (TestKumoStreamMissesTransactionsAndBatchWrites shows it).
+// DynamoDB streams every write, and the gateway's routing and bridge write in
+// transactions, so their changes would never make events locally.
+//
+// streamWrites puts the transactions' writes in, here and nowhere else. It holds the
+// table still around a transaction: it reads the items the transaction names, lets the
+// emulator apply it, reads them again, and for each item that changed it sets the old item
+// back with a BatchWriteItem (which the emulator does not stream) and writes the new one
+// with PutItem or DeleteItem, which the emulator streams with the right old and new
+// images. Every other DynamoDB request waits while it does, so none sees the old item set
+// back.
+//
+// What stays different from DynamoDB: BatchWriteItem's writes are still not streamed
+// (doing the same for them tripled the cost of the sync's index writes; no item that
+// makes an event is written in a batch); the records of one transaction come one by one,
+// not at once; items deleted by TTL make no REMOVE record; and a PutItem or UpdateItem
+// that changes nothing makes a MODIFY record (DynamoDB makes none), which readers of the
+// stream must ignore as they would a record of an attribute they do not use.
+type streamWrites struct {
+	emulator string // kumo's URL
+	client   *http.Client
+
+	mu     sync.RWMutex // held for writing around a streamed write, for reading around every other request
+	schema sync.Map     // table name -> *tableSchema
+}
+
+type tableSchema struct {
+	streamed bool
+	keys     []string
+}
+
+func newStreamWrites(emulator string) *streamWrites {
+	return &streamWrites{emulator: emulator, client: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16}}}
+}
+
+const dynamoTarget = "DynamoDB_20120810."
+
+// wrap serves DynamoDB requests through next, streaming the writes the emulator leaves
+// out of the stream.
+func (s *streamWrites) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), dynamoTarget)
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if op != "TransactWriteItems" {
+			s.mu.RLock()
+			defer s.mu.RUnlock()
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "local AWS endpoint: read the request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		keys := s.writtenKeys(r.Context(), op, body)
+		if len(keys) == 0 {
+			s.mu.RLock()
+			defer s.mu.RUnlock()
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.serveStreamed(w, r, next, keys)
+	})
+}
+
+// itemKey is one item a write names, in a table with a stream.
+type itemKey struct {
+	table string
+	key   map[string]json.RawMessage
+}
+
+// serveStreamed applies a write and streams its changes.
+func (s *streamWrites) serveStreamed(w http.ResponseWriter, r *http.Request, next http.Handler, keys []itemKey) {
+	ctx := r.Context()
+	old := make([]json.RawMessage, len(keys))
+	for i, k := range keys {
+		var err error
+		if old[i], err = s.getItem(ctx, k); err != nil {
+			http.Error(w, "local AWS endpoint: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	rec := httptest.NewRecorder()
+	next.ServeHTTP(rec, r)
+	defer func() {
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}()
+	if rec.Code != http.StatusOK {
+		return // nothing was written
+	}
+	for i, k := range keys {
+		neu, err := s.getItem(ctx, k)
+		if err != nil || sameItem(old[i], neu) {
+			continue
+		}
+		// Set the old item back unseen by the stream, then write the new one seen.
+		restore := map[string]any{"DeleteRequest": map[string]any{"Key": k.key}}
+		if old[i] != nil {
+			restore = map[string]any{"PutRequest": map[string]any{"Item": old[i]}}
+		}
+		if err := s.call(ctx, "BatchWriteItem", map[string]any{"RequestItems": map[string]any{k.table: []any{restore}}}, nil); err != nil {
+			continue
+		}
+		if neu == nil {
+			_ = s.call(ctx, "DeleteItem", map[string]any{"TableName": k.table, "Key": k.key}, nil)
+		} else {
+			_ = s.call(ctx, "PutItem", map[string]any{"TableName": k.table, "Item": neu}, nil)
+		}
+	}
+}
+
+// writtenKeys returns the items a TransactWriteItems writes in tables with a stream; nil
+// when it cannot tell (the emulator then answers the request alone).
+func (s *streamWrites) writtenKeys(ctx context.Context, op string, body []byte) []itemKey {
+	type put struct {
+		TableName string
+		Item      map[string]json.RawMessage
+		Key       map[string]json.RawMessage
+	}
+	var in struct {
+		TransactItems []struct{ Put, Update, Delete *put }
+	}
+	if op != "TransactWriteItems" || json.Unmarshal(body, &in) != nil {
+		return nil
+	}
+	var writes []put
+	for _, it := range in.TransactItems {
+		for _, p := range []*put{it.Put, it.Update, it.Delete} {
+			if p != nil {
+				writes = append(writes, *p)
+			}
+		}
+	}
+	var keys []itemKey
+	for _, p := range writes {
+		sch := s.tableSchema(ctx, p.TableName)
+		if sch == nil || !sch.streamed {
+			continue
+		}
+		k := p.Key
+		if k == nil {
+			k = map[string]json.RawMessage{}
+			for _, name := range sch.keys {
+				if v, ok := p.Item[name]; ok {
+					k[name] = v
+				}
+			}
+		}
+		if len(k) == len(sch.keys) {
+			keys = append(keys, itemKey{table: p.TableName, key: k})
+		}
+	}
+	return keys
+}
+
+// tableSchema describes a table once; nil when it cannot (no such table).
+func (s *streamWrites) tableSchema(ctx context.Context, table string) *tableSchema {
+	if v, ok := s.schema.Load(table); ok {
+		return v.(*tableSchema)
+	}
+	var out struct {
+		Table struct {
+			KeySchema           []struct{ AttributeName string }
+			StreamSpecification *struct{ StreamEnabled bool }
+			LatestStreamArn     string
+		}
+	}
+	if err := s.call(ctx, "DescribeTable", map[string]any{"TableName": table}, &out); err != nil {
+		return nil
+	}
+	sch := &tableSchema{streamed: out.Table.LatestStreamArn != "" || (out.Table.StreamSpecification != nil && out.Table.StreamSpecification.StreamEnabled)}
+	for _, k := range out.Table.KeySchema {
+		sch.keys = append(sch.keys, k.AttributeName)
+	}
+	s.schema.Store(table, sch)
+	return sch
+}
+
+// getItem reads an item straight from the emulator; nil when there is none.
+func (s *streamWrites) getItem(ctx context.Context, k itemKey) (json.RawMessage, error) {
+	var out struct{ Item json.RawMessage }
+	if err := s.call(ctx, "GetItem", map[string]any{"TableName": k.table, "Key": k.key, "ConsistentRead": true}, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Item) == 0 || string(out.Item) == "null" {
+		return nil, nil
+	}
+	return out.Item, nil
+}
+
+// call makes a DynamoDB API call straight to the emulator, past the endpoint's handlers.
+func (s *streamWrites) call(ctx context.Context, op string, in any, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.emulator, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Amz-Target", dynamoTarget+op)
+	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %d %s", op, resp.StatusCode, raw)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// sameItem compares two items as JSON values (attribute order does not count).
+func sameItem(a, b json.RawMessage) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
