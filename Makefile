@@ -115,6 +115,18 @@ build-OperatorFunction:
 build-ReconcileFunction:
 	$(GOBUILD) ./functions/reconcile
 
+build-WsConnectFunction:
+	$(GOBUILD) ./functions/wsconnect
+
+build-WsDisconnectFunction:
+	$(GOBUILD) ./functions/wsdisconnect
+
+build-WsMessageFunction:
+	$(GOBUILD) ./functions/wsmessage
+
+build-EventsFunction:
+	$(GOBUILD) ./functions/events
+
 invoke: ## Invoke one function like `sam local invoke`, without Docker: FN=<LogicalId> EVENT=events/<file>.json
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; exit 2; }
 	@$(MAKE) --no-print-directory devstack

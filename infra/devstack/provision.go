@@ -23,6 +23,7 @@ import (
 // Cloud is the local endpoint's AWS APIs, through which the dev stack creates what the
 // template declares. It uses the emulator's dummy credentials, never the developer's.
 type Cloud struct {
+	endpoint string
 	dynamodb *dynamodb.Client
 	lambda   *lambda.Client
 	ssm      *ssm.Client
@@ -34,6 +35,7 @@ type Cloud struct {
 func NewCloud(url string) *Cloud {
 	cfg := LocalAWSConfig(url)
 	return &Cloud{
+		endpoint: url,
 		dynamodb: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }),
 		lambda:   lambda.NewFromConfig(cfg),
 		ssm:      ssm.NewFromConfig(cfg),
@@ -68,6 +70,11 @@ func (c *Cloud) Provision(ctx context.Context, t *Template) error {
 	}
 	for _, sec := range t.Secrets {
 		if err := c.createSecret(ctx, sec); err != nil {
+			return err
+		}
+	}
+	for _, q := range t.Queues {
+		if err := c.createQueue(ctx, q); err != nil {
 			return err
 		}
 	}

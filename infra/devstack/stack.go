@@ -67,19 +67,32 @@ type Options struct {
 	// Secrets are Secrets Manager secrets to store before the functions start: the
 	// credentials of outside systems an operator would put there (name -> value).
 	Secrets map[string]string
+	// WebSocketAddr is where the template's WebSocket API is served (default
+	// 127.0.0.1:3001; "-" for none); WebSocketIdle and WebSocketMaxAge shorten API
+	// Gateway's 10-minute idle and 2-hour connection limits (tests).
+	WebSocketAddr   string
+	WebSocketIdle   time.Duration
+	WebSocketMaxAge time.Duration
+	// StreamPoll is how often the stream pollers read a stream that had nothing new
+	// (default DefaultStreamPoll).
+	StreamPoll time.Duration
 }
 
 // Stack is a running local gateway.
 type Stack struct {
-	// EndpointURL is the local AWS endpoint, APIURL the HTTP API ("" if not served).
-	EndpointURL string
-	APIURL      string
-	Template    *Template
+	// EndpointURL is the local AWS endpoint, APIURL the HTTP API and WebSocketURL the
+	// WebSocket API ("" if not served).
+	EndpointURL  string
+	APIURL       string
+	WebSocketURL string
+	Template     *Template
 
 	endpoint *localstack.Endpoint
 	cloud    *Cloud
 	pools    map[string]*pool
 	api      *http.Server
+	ws       *wsServer
+	pollers  map[string]*streamPoller
 	logs     *logSink
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -160,6 +173,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
+	if functions, err = s.listenWebSocket(opts, functions); err != nil {
+		return nil, err
+	}
 	b := <-builds
 	builds = nil
 	if b.err != nil {
@@ -204,6 +220,12 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		s.api = &http.Server{Handler: newHTTPAPI(tmpl, s.Invoke, logs), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = s.api.Serve(ln) }()
 	}
+	if s.ws != nil {
+		s.ws.serve()
+	}
+	if err := s.startStreams(runCtx, functions, opts.StreamPoll); err != nil {
+		return nil, err
+	}
 	s.startSchedules(runCtx, functions, opts.ScheduleEvery, opts.ScheduleAtStart)
 	return s, nil
 }
@@ -220,6 +242,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.APIAddr == "" {
 		o.APIAddr = "127.0.0.1:3000"
+	}
+	if o.WebSocketAddr == "" {
+		o.WebSocketAddr = "127.0.0.1:3001"
 	}
 	if o.BuildDir == "" {
 		o.BuildDir = filepath.Join(filepath.Dir(o.Template), ".build", "host")
@@ -374,8 +399,11 @@ func (s *Stack) runService(ctx context.Context, run func(ctx context.Context)) {
 	}()
 }
 
-// Close stops the HTTP API, the functions and the endpoint.
+// Close stops the APIs, the functions and the endpoint.
 func (s *Stack) Close() {
+	if s.ws != nil {
+		s.ws.close()
+	}
 	if s.api != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		_ = s.api.Shutdown(ctx)

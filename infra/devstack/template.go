@@ -33,6 +33,13 @@ type Template struct {
 	// read from DefinitionUri with the DefinitionSubstitutions applied.
 	StateMachines []StateMachine
 	API           API
+
+	// The table streams' event source mappings, queues and WebSocket APIs
+	// (template_events.go).
+	StreamMappings []StreamMapping
+	Queues         []Queue
+	WebSocketAPIs  []WebSocketAPI
+	events         eventResources
 }
 
 // StateMachine is an AWS::Serverless::StateMachine.
@@ -183,7 +190,14 @@ func LoadTemplate(path, stackName string, overrides map[string]string) (*Templat
 				return nil, fmt.Errorf("template %s: %s: %w", path, id, err)
 			}
 			t.StateMachines = append(t.StateMachines, sm)
+		default:
+			if err := t.addEventResource(r, id, scalar(res["Type"]), props); err != nil {
+				return nil, fmt.Errorf("template %s: %s: %w", path, id, err)
+			}
 		}
+	}
+	if err := t.linkEventResources(); err != nil {
+		return nil, fmt.Errorf("template %s: %w", path, err)
 	}
 	return t, nil
 }
@@ -468,6 +482,15 @@ func (r *resolver) physicalName(id string) string {
 		return r.stack + "-" + id
 	case "AWS::Serverless::HttpApi":
 		return "local"
+	case "AWS::ApiGatewayV2::Api":
+		return strings.ToLower(id) // API IDs are lower case: they are host names
+	case "AWS::SQS::Queue":
+		if n, ok := props["QueueName"]; ok {
+			if v, err := r.resolve(n); err == nil {
+				return scalar(v)
+			}
+		}
+		return r.stack + "-" + id
 	case "AWS::Serverless::StateMachine":
 		if n, ok := props["Name"]; ok {
 			if v, err := r.resolve(n); err == nil {
@@ -490,6 +513,8 @@ func (r *resolver) getAtt(id, attr string) (any, error) {
 		return fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", localRegion, localAccountID, name), nil
 	case attr == "StreamArn" && typ == "AWS::DynamoDB::Table":
 		return fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s/stream/local", localRegion, localAccountID, name), nil
+	case attr == "Arn" && typ == "AWS::SQS::Queue":
+		return fmt.Sprintf("arn:aws:sqs:%s:%s:%s", localRegion, localAccountID, name), nil
 	case attr == "Arn" && typ == "AWS::Serverless::Function":
 		return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", localRegion, localAccountID, name), nil
 	case attr == "Arn" && typ == "AWS::Serverless::StateMachine":

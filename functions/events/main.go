@@ -1,0 +1,59 @@
+// Command events turns the changes of the table's stream into federation events: it
+// appends them to the event log and sends them to the WebSocket subscribers that want
+// them, and serves new subscriptions from the log (see package events).
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	lambdaevents "github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/federation-gateway/gateway/shared/config"
+	"github.com/federation-gateway/gateway/shared/dynamo"
+	"github.com/federation-gateway/gateway/shared/events"
+	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/wsapi"
+)
+
+func main() {
+	env, awsCfg := config.MustLoadEnv("CONNECTIONS_URL")
+	log := logs.New(os.Stdout, env.LogLevel)
+	store := dynamo.NewStore(dynamo.NewClient(awsCfg, env.LocalEndpoint), env.Table)
+	retention := config.Hours(os.Getenv("EVENT_RETENTION_HOURS"), events.DefaultRetention)
+	proc := events.NewProcessor(store.EventLog(retention), store, wsapi.NewConnections(awsCfg, env.Vars["CONNECTIONS_URL"]), log, events.ProcessorOptions{})
+	lambda.Start(Handler(proc, log))
+}
+
+// Processor handles a batch of changes; *events.Processor is one.
+type Processor interface {
+	Process(ctx context.Context, changes []events.Change) (int, error)
+}
+
+// Handler handles a batch of the stream's records. It never fails the invocation: a
+// batch it could not finish is reported as a partial batch failure from the first record
+// not handled, which the stream gives again; the records before it are done. A record it
+// cannot read is logged and skipped: giving it again would not make it readable.
+func Handler(p Processor, log *slog.Logger) func(context.Context, lambdaevents.DynamoDBEvent) (lambdaevents.DynamoDBEventResponse, error) {
+	return func(ctx context.Context, ev lambdaevents.DynamoDBEvent) (lambdaevents.DynamoDBEventResponse, error) {
+		changes := make([]events.Change, len(ev.Records))
+		for i, r := range ev.Records {
+			c, err := dynamo.DecodeRecord(r)
+			if err != nil {
+				log.WarnContext(ctx, "skip a stream record", "event_id", r.EventID, "error", err)
+				c = events.Change{EventID: r.EventID, Seq: r.Change.SequenceNumber}
+			}
+			changes[i] = c
+		}
+		n, err := p.Process(ctx, changes)
+		resp := lambdaevents.DynamoDBEventResponse{BatchItemFailures: []lambdaevents.DynamoDBBatchItemFailure{}}
+		if n < len(changes) {
+			log.ErrorContext(ctx, "batch not finished", "handled", n, "records", len(changes), "error", err)
+			resp.BatchItemFailures = append(resp.BatchItemFailures, lambdaevents.DynamoDBBatchItemFailure{ItemIdentifier: ev.Records[n].Change.SequenceNumber})
+		}
+		log.InfoContext(ctx, "batch", "records", len(changes), "handled", n)
+		return resp, nil
+	}
+}

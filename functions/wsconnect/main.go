@@ -1,0 +1,49 @@
+// Command wsconnect serves the $connect route of the WebSocket API of event streams: it
+// authenticates a subscriber with the gateway's verifier and records its connection.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/federation-gateway/gateway/shared/config"
+	"github.com/federation-gateway/gateway/shared/dynamo"
+	"github.com/federation-gateway/gateway/shared/events"
+	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/outbound"
+)
+
+func main() {
+	cfg, awsCfg := config.MustLoad(context.Background())
+	log := logs.New(os.Stdout, cfg.LogLevel)
+	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
+
+	domains := make([]identity.TrustDomain, len(cfg.TrustDomains))
+	for i, td := range cfg.TrustDomains {
+		domains[i] = identity.TrustDomain(td)
+	}
+	inline, err := identity.InlineBundles(domains)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "invalid configuration:", err)
+		os.Exit(1)
+	}
+	verifier, err := identity.NewVerifier(identity.Options{
+		Audience:   cfg.Gateway.ID,
+		Bundles:    identity.FirstBundle{identity.NewStoredBundles(store, domains, 5*time.Minute, time.Now), inline},
+		Replay:     store.ReplayGuard(),
+		HTTPClient: outbound.NewClient(outbound.Options{AllowPrivate: cfg.AllowPrivateNetworks}),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// The connection service's other ports (log, poster, agents) serve subscribe, not
+	// $connect.
+	svc := events.NewService(nil, store, nil, nil, log, 0)
+	lambda.Start(Handler(verifier, svc, nil, log))
+}
