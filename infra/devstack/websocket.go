@@ -59,8 +59,10 @@ type wsServer struct {
 	api    WebSocketAPI
 	invoke func(ctx context.Context, function string, payload []byte) ([]byte, error)
 	logs   *logSink
-	idle   time.Duration
-	maxAge time.Duration
+
+	limitsMu sync.Mutex
+	idle     time.Duration
+	maxAge   time.Duration
 
 	srv   *http.Server
 	ln    net.Listener
@@ -86,6 +88,24 @@ type wsConn struct {
 	closeCode   websocket.StatusCode
 	closeReason string
 	sniffer     *frameSniffer
+	idle        time.Duration
+	maxAge      time.Duration
+}
+
+// SetWebSocketLimits changes the idle and maximum age limits of the connections made from
+// now on (tests shorten them to seconds); zero keeps a limit as it is.
+func (s *Stack) SetWebSocketLimits(idle, maxAge time.Duration) {
+	if s.ws == nil {
+		return
+	}
+	s.ws.limitsMu.Lock()
+	defer s.ws.limitsMu.Unlock()
+	if idle > 0 {
+		s.ws.idle = idle
+	}
+	if maxAge > 0 {
+		s.ws.maxAge = maxAge
+	}
 }
 
 // listenWebSocket binds the address of the template's WebSocket API, if it has one, and
@@ -219,6 +239,9 @@ func (s *wsServer) handshake(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(wsMessageLimit)
 	conn := &wsConn{id: id, c: c, connectedAt: now, sourceIP: sourceIP(r.RemoteAddr), userAgent: r.UserAgent(),
 		out: make(chan []byte, wsQueue), done: make(chan struct{}), sniffer: sniffer}
+	s.limitsMu.Lock()
+	conn.idle, conn.maxAge = s.idle, s.maxAge
+	s.limitsMu.Unlock()
 	conn.lastActive.Store(now.UnixNano())
 	s.mu.Lock()
 	s.conns[id] = conn
@@ -278,9 +301,9 @@ func (s *wsServer) read(conn *wsConn) {
 
 // watch closes a connection that is idle too long or too old.
 func (s *wsServer) watch(conn *wsConn, stop <-chan struct{}) {
-	age := time.NewTimer(time.Until(conn.connectedAt.Add(s.maxAge)))
+	age := time.NewTimer(time.Until(conn.connectedAt.Add(conn.maxAge)))
 	defer age.Stop()
-	idle := time.NewTimer(s.idle)
+	idle := time.NewTimer(conn.idle)
 	defer idle.Stop()
 	for {
 		select {
@@ -291,7 +314,7 @@ func (s *wsServer) watch(conn *wsConn, stop <-chan struct{}) {
 			return
 		case <-idle.C:
 			last := time.Unix(0, conn.lastActive.Load())
-			if wait := time.Until(last.Add(s.idle)); wait > 0 {
+			if wait := time.Until(last.Add(conn.idle)); wait > 0 {
 				idle.Reset(wait)
 				continue
 			}

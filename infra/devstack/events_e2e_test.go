@@ -1,0 +1,468 @@
+package devstack_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/federation-gateway/gateway/infra/demo"
+	"github.com/federation-gateway/gateway/infra/devstack"
+	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/infra/subscriber"
+	"github.com/federation-gateway/gateway/shared/dynamo"
+	"github.com/federation-gateway/gateway/shared/events"
+	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/routing"
+	"github.com/federation-gateway/gateway/shared/wsapi"
+)
+
+// The event streams end to end: the real template and functions behind the local
+// WebSocket API and stream poller, and real WebSocket clients. Changes are made by writing
+// the table as the directory, routing and bridge do (their own tests cover how they get
+// there); the demo federation provides identities with did:key credentials.
+
+// eventsGateway is the stack the tests of this file share: building and starting it is
+// the slow part. The tests change the connection limits, so they do not run in parallel.
+type eventsGateway struct {
+	stack *devstack.Stack
+	store *dynamo.Store
+	fed   *demo.Federation
+	seq   int
+	mu    sync.Mutex
+}
+
+var sharedEventsGateway = sync.OnceValues(func() (*eventsGateway, error) {
+	ctx := context.Background()
+	fed, err := demo.Start(ctx, demo.Options{})
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "events-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"allow_private_networks":true,"registries":[]}`), 0o600); err != nil {
+		return nil, err
+	}
+	root, _ := os.Getwd()
+	root = filepath.Join(root, "..", "..")
+	s, err := devstack.Start(ctx, devstack.Options{
+		Template: filepath.Join(root, "template.yaml"), Config: cfg, StackName: "events-e2e",
+		EndpointAddr: "127.0.0.1:0", APIAddr: "-", WebSocketAddr: "127.0.0.1:0", Log: io.Discard, QuietFunctions: true,
+		Functions:  []string{"WsConnectFunction", "WsDisconnectFunction", "WsMessageFunction", "EventsFunction"},
+		BuildDir:   filepath.Join(os.TempDir(), "devstack-test-gateway-build"),
+		StreamPoll: 50 * time.Millisecond,
+	})
+	if err != nil {
+		fed.Close()
+		return nil, err
+	}
+	store := dynamo.NewStore(dynamo.NewClient(devstack.LocalAWSConfig(s.EndpointURL), true), s.Template.Tables[0].Name)
+	return &eventsGateway{stack: s, store: store, fed: fed}, nil
+})
+
+func gateway(t *testing.T) *eventsGateway {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the event stream's functions")
+	}
+	g, err := sharedEventsGateway()
+	if err != nil {
+		t.Fatalf("start the gateway: %v", err)
+	}
+	g.stack.SetWebSocketLimits(devstack.DefaultWebSocketIdle, devstack.DefaultWebSocketMaxAge)
+	return g
+}
+
+// agent is a demo agent with a did:key, whose credentials it signs itself.
+func (g *eventsGateway) agent(t *testing.T, name string) *demo.Agent {
+	t.Helper()
+	a := g.fed.Agent(name)
+	if a == nil || a.Key == nil {
+		t.Fatalf("no demo agent %s with a key", name)
+	}
+	return a
+}
+
+func token(a *demo.Agent) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) {
+		return demo.SignToken(a.Key, a.DID, "federation-gateway", time.Minute)
+	}
+}
+
+// registryEvent makes a registry.unhealthy event: a new registry whose first sync failed.
+func (g *eventsGateway) registryEvent(t *testing.T) string {
+	t.Helper()
+	g.mu.Lock()
+	g.seq++
+	id := fmt.Sprintf("reg-%d-%d", time.Now().UnixNano()%1e6, g.seq)
+	g.mu.Unlock()
+	if err := g.store.RecordRegistryState(context.Background(), federation.RegistryState{ID: id, LastError: "down"}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// messageEvent makes a message.delivered event: a message from one DID to another is
+// claimed and delivered, as routing records it.
+func (g *eventsGateway) messageEvent(t *testing.T, from, to string) string {
+	t.Helper()
+	ctx := context.Background()
+	id := fmt.Sprint("msg-", time.Now().UnixNano())
+	if _, err := g.store.Admit(ctx, routing.Admission{MessageID: id, ContentHash: "h", From: from, To: to, N: 1,
+		AgentLimit: 1 << 20, GlobalLimit: 1 << 20, Minute: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.store.Complete(ctx, routing.Claim{MessageID: id, From: from, To: to, Status: routing.ClaimDelivered, TargetRegistry: "beta"}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// watcher is a subscriber run in the background that collects its events.
+type watcher struct {
+	sub    *subscriber.Subscriber
+	mu     sync.Mutex
+	events []events.Event
+	frames []events.Frame
+	live   chan struct{}
+	done   chan error
+	stop   context.CancelFunc
+}
+
+func (g *eventsGateway) watch(t *testing.T, a *demo.Agent, opts subscriber.Options) *watcher {
+	t.Helper()
+	w := &watcher{live: make(chan struct{}, 16), done: make(chan error, 1)}
+	opts.URL, opts.Token = g.stack.WebSocketURL, token(a)
+	opts.OnEvent = func(e events.Event) error {
+		w.mu.Lock()
+		w.events = append(w.events, e)
+		w.mu.Unlock()
+		return nil
+	}
+	opts.OnFrame = func(f events.Frame) {
+		w.mu.Lock()
+		w.frames = append(w.frames, f)
+		w.mu.Unlock()
+		if f.Kind == events.KindLive {
+			w.live <- struct{}{}
+		}
+	}
+	var err error
+	if w.sub, err = subscriber.New(opts); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop = cancel
+	go func() { w.done <- w.sub.Run(ctx) }()
+	t.Cleanup(cancel)
+	w.waitLive(t)
+	return w
+}
+
+func (w *watcher) waitLive(t *testing.T) {
+	t.Helper()
+	select {
+	case <-w.live:
+	case err := <-w.done:
+		t.Fatalf("the subscriber ended: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the subscription did not go live")
+	}
+}
+
+// subjects returns the subjects of the events received, in order.
+func (w *watcher) subjects() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, e := range w.events {
+		out = append(out, e.Subject)
+	}
+	return out
+}
+
+// waitFor waits until the watcher has received an event with the subject.
+func (w *watcher) waitFor(t *testing.T, subject string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if slices.Contains(w.subjects(), subject) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no event of %s arrived; received %v", subject, w.subjects())
+}
+
+// Directory and registry events go to every subscriber; a message's events to its sender
+// and target only. Events arrive in log order, so once a later public event has arrived,
+// an earlier message event a subscriber was due would have arrived too.
+func TestEventsAuthorization(t *testing.T) {
+	g := gateway(t)
+	sender, stranger := g.agent(t, "acme/weather-bot"), g.agent(t, "numerix/calculator")
+	if sender.DID == stranger.DID {
+		t.Fatal("two demo agents share a DID")
+	}
+	ws := g.watch(t, sender, subscriber.Options{})
+	wx := g.watch(t, stranger, subscriber.Options{})
+	wt := g.watch(t, sender, subscriber.Options{Subprotocol: true, Filter: events.Filter{Types: []string{"registry.*"}}})
+
+	msg := g.messageEvent(t, sender.DID, "did:agentvault:textkit/mirror")
+	reg := g.registryEvent(t)
+	for _, w := range []*watcher{ws, wx, wt} {
+		w.waitFor(t, reg)
+	}
+	if got := ws.subjects(); !slices.Contains(got, msg) || slices.Index(got, msg) > slices.Index(got, reg) {
+		t.Errorf("the sender received %v; want its message %s before the registry's event %s", got, msg, reg)
+	}
+	if got := wx.subjects(); slices.Contains(got, msg) {
+		t.Errorf("a stranger received the message event: %v", got)
+	}
+	if got := wt.subjects(); slices.Contains(got, msg) {
+		t.Errorf("a registry.* subscription (by subprotocol credential) received %v", got)
+	}
+}
+
+// A subscriber that drops its connection mid-stream and resumes with after gets every
+// event once, in order, including those made while it was away.
+func TestEventsResumeAfterDisconnect(t *testing.T) {
+	g := gateway(t)
+	a := g.agent(t, "acme/weather-bot")
+	w := g.watch(t, a, subscriber.Options{Reconnect: true, MinBackoff: 50 * time.Millisecond, Filter: events.Filter{Types: []string{"registry.unhealthy"}}})
+	var want []string
+	for i := range 30 {
+		want = append(want, g.registryEvent(t))
+		if i == 10 || i == 20 {
+			w.waitFor(t, want[len(want)-1])
+			w.sub.Drop()
+		}
+	}
+	w.waitFor(t, want[len(want)-1])
+	got := w.subjects()
+	// Other tests' events may be among them; ours must be there once each, in order.
+	var ours []string
+	for _, s := range got {
+		if slices.Contains(want, s) {
+			ours = append(ours, s)
+		}
+	}
+	if !slices.Equal(ours, want) {
+		t.Errorf("received %v\nwant %v", ours, want)
+	}
+	st := w.sub.Stats()
+	if st.Connections < 3 || st.Duplicates != 0 {
+		t.Errorf("stats %+v: want 3 connections and no duplicate sent", st)
+	}
+	checkPositions(t, w)
+}
+
+// checkPositions checks that the events came in strictly increasing positions.
+func checkPositions(t *testing.T, w *watcher) {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := 1; i < len(w.events); i++ {
+		if w.events[i].Position <= w.events[i-1].Position {
+			t.Fatalf("event %d at %s after %s", i, w.events[i].Position, w.events[i-1].Position)
+		}
+	}
+}
+
+// API Gateway closes every connection after 2 hours (here: 1 second): the subscriber
+// connects again and resumes, and loses nothing.
+func TestEventsResumeAtMaximumAge(t *testing.T) {
+	g := gateway(t)
+	g.stack.SetWebSocketLimits(0, time.Second)
+	a := g.agent(t, "acme/weather-bot")
+	w := g.watch(t, a, subscriber.Options{Reconnect: true, MinBackoff: 20 * time.Millisecond, Filter: events.Filter{Types: []string{"registry.*"}}})
+	var want []string
+	start := time.Now()
+	for time.Since(start) < 3500*time.Millisecond {
+		want = append(want, g.registryEvent(t))
+		time.Sleep(100 * time.Millisecond)
+	}
+	w.waitFor(t, want[len(want)-1])
+	var ours []string
+	for _, s := range w.subjects() {
+		if slices.Contains(want, s) {
+			ours = append(ours, s)
+		}
+	}
+	if !slices.Equal(ours, want) {
+		t.Errorf("received %d of %d events, in this order: %v", len(ours), len(want), ours)
+	}
+	if st := w.sub.Stats(); st.Connections < 3 || st.Duplicates != 0 {
+		t.Errorf("stats %+v: want a new connection each second and no duplicate", st)
+	}
+}
+
+// A connection that is gone without its $disconnect (API Gateway calls it on a best-effort
+// basis) answers the next post 410, and is forgotten.
+func TestEventsForgetGoneConnections(t *testing.T) {
+	g := gateway(t)
+	ctx := context.Background()
+	ghost := "R2hvc3RHaG9zdA=="
+	if err := g.store.PutConnection(ctx, events.Connection{ID: ghost, Viewer: events.Viewer{Subject: "did:key:ghost"}, ConnectedAt: time.Now()}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.store.Subscribe(ctx, ghost, events.Subscription{ID: "sub-ghost", State: events.SubPending}); err != nil {
+		t.Fatal(err)
+	}
+	// Its subscription is served: the replay's first post (the live frame) gets a 410.
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := g.store.Connection(ctx, ghost); federation.ErrorCode(err) == federation.ENOTFOUND {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the gone connection is still recorded")
+}
+
+// dial opens a raw connection with a credential.
+func (g *eventsGateway) dial(t *testing.T, a *demo.Agent) *websocket.Conn {
+	t.Helper()
+	tok, _ := token(a)(context.Background())
+	c, _, err := websocket.Dial(context.Background(), g.stack.WebSocketURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return c
+}
+
+func send(t *testing.T, c *websocket.Conn, frame string) events.Frame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(frame)); err != nil {
+		t.Fatalf("send %.40s: %v", frame, err)
+	}
+	_, data, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("after %.40s: %v", frame, err)
+	}
+	var f events.Frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatalf("answer %s: %v", data, err)
+	}
+	return f
+}
+
+// A bad frame gets an error frame that says what is wrong, and the connection goes on.
+func TestEventsBadFrames(t *testing.T) {
+	g := gateway(t)
+	c := g.dial(t, g.agent(t, "acme/weather-bot"))
+	for _, tt := range []struct{ name, frame, code, mention string }{
+		{"not JSON", "hello", federation.EINVALID, "JSON object"},
+		{"no action", `{"types":["agent.added"]}`, federation.EINVALID, "no action"},
+		{"unknown action", `{"action":"publish","id":"7"}`, federation.EINVALID, `unknown action "publish"`},
+		{"unknown filter", `{"action":"subscribe","colour":"red"}`, federation.EINVALID, `unknown filter "colour"`},
+		{"unknown type", `{"action":"subscribe","types":["agent.born"]}`, federation.EINVALID, "unknown event type"},
+		{"bad position", `{"action":"subscribe","after":"soon"}`, federation.EINVALID, "not a position"},
+		{"future position", `{"action":"subscribe","after":"999999999"}`, federation.ENOTFOUND, "never given out"},
+		{"oversized", `{"action":"ping","id":"` + strings.Repeat("x", 20<<10) + `"}`, federation.ETOOLARGE, "the most a frame may have"},
+	} {
+		f := send(t, c, tt.frame)
+		if f.Kind != events.KindError || f.Code != tt.code || !strings.Contains(f.Message, tt.mention) {
+			t.Errorf("%s: %+v", tt.name, f)
+		}
+	}
+	if f := send(t, c, `{"action":"ping","id":"still-there"}`); f.Kind != events.KindPong || f.ID != "still-there" {
+		t.Errorf("ping after bad frames: %+v", f)
+	}
+}
+
+// The handshake: a credential in the Authorization header or, as a browser must send it,
+// in Sec-WebSocket-Protocol (answered with the protocol's name only); none, a bad one or
+// one replayed is refused with 401.
+func TestEventsHandshake(t *testing.T) {
+	g := gateway(t)
+	a := g.agent(t, "acme/weather-bot")
+	ctx := context.Background()
+	tok, _ := token(a)(ctx)
+	c, _, err := websocket.Dial(ctx, g.stack.WebSocketURL, &websocket.DialOptions{Subprotocols: []string{wsapi.Subprotocol, wsapi.BearerProtocol + tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subprotocol() != wsapi.Subprotocol {
+		t.Errorf("subprotocol %q", c.Subprotocol())
+	}
+	_ = c.CloseNow()
+	for name, opts := range map[string]*websocket.DialOptions{
+		"no credential":    {},
+		"replayed token":   {HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}},
+		"not a JWT":        {HTTPHeader: http.Header{"Authorization": {"Bearer nope"}}},
+		"bare subprotocol": {Subprotocols: []string{wsapi.BearerProtocol + tok}},
+	} {
+		c, resp, err := websocket.Dial(ctx, g.stack.WebSocketURL, opts)
+		if err == nil {
+			_ = c.CloseNow()
+			t.Errorf("%s: connected", name)
+			continue
+		}
+		if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: %v %v", name, resp, err)
+		}
+	}
+}
+
+// The stream retries a batch the function failed: the events of the retried changes are
+// neither logged nor sent twice.
+func TestEventsRetriedBatch(t *testing.T) {
+	g := gateway(t)
+	a := g.agent(t, "acme/weather-bot")
+	w := g.watch(t, a, subscriber.Options{Filter: events.Filter{Types: []string{"registry.*"}}})
+	reg := g.registryEvent(t)
+	w.waitFor(t, reg)
+	// The batch again, as the poller sends it when it retries: the record read back from
+	// the stream.
+	rec := localtest.StreamRecord(t, g.stack.EndpointURL, g.stack.Template.Tables[0].Name, func(r map[string]any) bool {
+		keys, _ := r["dynamodb"].(map[string]any)["Keys"].(map[string]any)
+		pk, _ := keys["PK"].(map[string]any)["S"].(string)
+		return pk == "REGISTRY#"+reg
+	})
+	payload, _ := json.Marshal(map[string]any{"Records": []any{rec}})
+	for range 2 {
+		if _, err := g.stack.Invoke(context.Background(), "EventsFunction", payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := g.registryEvent(t)
+	w.waitFor(t, last)
+	n := 0
+	for _, s := range w.subjects() {
+		if s == reg {
+			n++
+		}
+	}
+	if n != 1 || w.sub.Stats().Duplicates != 0 {
+		t.Errorf("the event of the retried change arrived %d times (%d duplicates dropped)", n, w.sub.Stats().Duplicates)
+	}
+	// And the log holds it once.
+	log := g.store.EventLog(time.Hour)
+	head, _ := log.Head(context.Background())
+	all, _ := log.Read(context.Background(), 0, head.N, int(head.N))
+	count := 0
+	for _, e := range all {
+		if e.Subject == reg {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Errorf("the log holds the event %d times", count)
+	}
+}
