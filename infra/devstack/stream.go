@@ -118,7 +118,9 @@ func (p *streamPoller) count(f func(*StreamStats)) {
 
 // setUp finds the table's stream and the on-failure queue.
 func (p *streamPoller) setUp(ctx context.Context) error {
-	var table struct{ Table struct{ LatestStreamArn string } }
+	var table struct {
+		Table struct{ LatestStreamArn string }
+	}
 	if err := p.call(ctx, "DynamoDB_20120810.DescribeTable", map[string]any{"TableName": p.m.Table}, &table); err != nil {
 		return err
 	}

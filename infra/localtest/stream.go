@@ -12,7 +12,9 @@ import (
 // eventSourceARN Lambda adds.
 func StreamRecords(t testing.TB, url, table string) []map[string]any {
 	t.Helper()
-	var desc struct{ Table struct{ LatestStreamArn string } }
+	var desc struct {
+		Table struct{ LatestStreamArn string }
+	}
 	streamsCall(t, url, "DynamoDB_20120810.DescribeTable", map[string]any{"TableName": table}, &desc)
 	arn := desc.Table.LatestStreamArn
 	var stream struct {
