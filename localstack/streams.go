@@ -29,8 +29,7 @@ import (
 //
 // What stays different from DynamoDB: BatchWriteItem's writes are still not streamed
 // (doing the same for them tripled the cost of the sync's index writes; no item that
-// makes an event is written in a batch); the records of one transaction come one by one,
-// not at once; items deleted by TTL make no REMOVE record; and a PutItem or UpdateItem
+// makes an event is written in a batch); items deleted by TTL make no REMOVE record; and a PutItem or UpdateItem
 // that changes nothing makes a MODIFY record (DynamoDB makes none), which readers of the
 // stream must ignore as they would a record of an attribute they do not use.
 type streamWrites struct {
@@ -50,13 +49,24 @@ func newStreamWrites(emulator string) *streamWrites {
 	return &streamWrites{emulator: emulator, client: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16}}}
 }
 
-const dynamoTarget = "DynamoDB_20120810."
+const (
+	dynamoTarget  = "DynamoDB_20120810."
+	streamsTarget = "DynamoDBStreams_20120810."
+)
 
 // wrap serves DynamoDB requests through next, streaming the writes the emulator leaves
 // out of the stream.
 func (s *streamWrites) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), dynamoTarget)
+		target := r.Header.Get("X-Amz-Target")
+		if strings.HasPrefix(target, streamsTarget) {
+			// Stream reads wait too, so the records of a transaction appear at once.
+			s.mu.RLock()
+			defer s.mu.RUnlock()
+			next.ServeHTTP(w, r)
+			return
+		}
+		op, ok := strings.CutPrefix(target, dynamoTarget)
 		if !ok {
 			next.ServeHTTP(w, r)
 			return

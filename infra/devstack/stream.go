@@ -47,6 +47,8 @@ type streamPoller struct {
 
 	streamARN string
 	queueURL  string
+	shard     string // the shard read, and the iterator to read it from
+	iter      string
 	stats     StreamStats
 	statsMu   sync.Mutex
 	lastSeq   string // the last record read, to skip what a fresh iterator reads again
@@ -135,7 +137,11 @@ func (p *streamPoller) setUp(ctx context.Context) error {
 		}
 		p.queueURL = q.QueueUrl
 	}
-	return nil
+	// The iterator is taken now, not when polling starts: a mapping created at LATEST
+	// gets every record written after it exists.
+	var err error
+	p.shard, p.iter, err = p.iterator(ctx, p.m.StartingPosition)
+	return err
 }
 
 // streamRecord is one record read from the stream.
@@ -147,14 +153,7 @@ type streamRecord struct {
 
 // run polls until ctx ends.
 func (p *streamPoller) run(ctx context.Context) {
-	shard, iter, err := p.iterator(ctx, p.m.StartingPosition)
-	for err != nil {
-		p.logs.system(p.m.Function, fmt.Sprintf("stream %s: %v", p.m.Table, err))
-		if sleepCtx(ctx, time.Second) != nil {
-			return
-		}
-		shard, iter, err = p.iterator(ctx, p.m.StartingPosition)
-	}
+	shard, iter := p.shard, p.iter
 	var pending []streamRecord
 	for ctx.Err() == nil {
 		recs, next, err := p.getRecords(ctx, iter)

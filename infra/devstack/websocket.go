@@ -446,6 +446,10 @@ func (s *wsServer) manage(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, "BadRequestException", "could not read the request")
 		return
 	}
+	if len(body) > wsMessageLimit {
+		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request entity too large")
+		return
+	}
 	if err := checkSignature(r, body, time.Now()); err != nil {
 		writeAPIError(w, http.StatusForbidden, "ForbiddenException", err.Error())
 		return
@@ -459,10 +463,6 @@ func (s *wsServer) manage(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodPost:
-		if len(body) > wsMessageLimit {
-			writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request entity too large")
-			return
-		}
 		select {
 		case conn.out <- body:
 			w.WriteHeader(http.StatusOK)
@@ -473,9 +473,9 @@ func (s *wsServer) manage(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"ConnectedAt":  conn.connectedAt.UTC().Format(time.RFC3339Nano),
-			"LastActiveAt": time.Unix(0, conn.lastActive.Load()).UTC().Format(time.RFC3339Nano),
-			"Identity":     map[string]string{"SourceIp": conn.sourceIP, "UserAgent": conn.userAgent},
+			"connectedAt":  conn.connectedAt.UTC().Format(time.RFC3339Nano),
+			"lastActiveAt": time.Unix(0, conn.lastActive.Load()).UTC().Format(time.RFC3339Nano),
+			"identity":     map[string]string{"sourceIp": conn.sourceIP, "userAgent": conn.userAgent},
 		})
 	case http.MethodDelete:
 		conn.end(websocket.StatusNormalClosure, "")
@@ -588,6 +588,12 @@ func (w sniffingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := hj.Hijack()
 	if err != nil {
 		return nil, nil, err
+	}
+	// The server may have read the first frames already (the 101 goes out before the
+	// hijack): the library reads those bytes from brw, the rest from the connection.
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		w.sniffer.see(b)
 	}
 	return sniffingConn{c, w.sniffer}, brw, nil
 }

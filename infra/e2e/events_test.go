@@ -1,4 +1,8 @@
-package devstack_test
+// Package e2e_test runs the gateway's event streams end to end: the real template and
+// functions behind the local WebSocket API and stream poller, and real WebSocket clients.
+// It is a package of its own so that its stack has the local endpoint of its test process
+// to itself (the emulator's state is per process).
+package e2e_test
 
 import (
 	"context"
@@ -27,10 +31,9 @@ import (
 	"github.com/federation-gateway/gateway/shared/wsapi"
 )
 
-// The event streams end to end: the real template and functions behind the local
-// WebSocket API and stream poller, and real WebSocket clients. Changes are made by writing
-// the table as the directory, routing and bridge do (their own tests cover how they get
-// there); the demo federation provides identities with did:key credentials.
+// The changes are made by writing the table as the directory, routing and bridge do
+// (their own tests cover how they get there); the demo federation provides identities with
+// did:key credentials.
 
 // eventsGateway is the stack the tests of this file share: building and starting it is
 // the slow part. The tests change the connection limits, so they do not run in parallel.
@@ -57,7 +60,7 @@ var sharedEventsGateway = sync.OnceValues(func() (*eventsGateway, error) {
 		return nil, err
 	}
 	root, _ := os.Getwd()
-	root = filepath.Join(root, "..", "..")
+	root = filepath.Join(root, "..", "..") // infra/e2e
 	s, err := devstack.Start(ctx, devstack.Options{
 		Template: filepath.Join(root, "template.yaml"), Config: cfg, StackName: "events-e2e",
 		EndpointAddr: "127.0.0.1:0", APIAddr: "-", WebSocketAddr: "127.0.0.1:0", Log: io.Discard, QuietFunctions: true,
