@@ -14,6 +14,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/events"
 	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
 )
@@ -22,28 +23,31 @@ func main() {
 	cfg, awsCfg := config.MustLoad(context.Background())
 	log := logs.New(os.Stdout, cfg.LogLevel)
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
-
-	domains := make([]identity.TrustDomain, len(cfg.TrustDomains))
-	for i, td := range cfg.TrustDomains {
-		domains[i] = identity.TrustDomain(td)
-	}
-	inline, err := identity.InlineBundles(domains)
+	verifier, err := newVerifier(cfg, store)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "invalid configuration:", err)
-		os.Exit(1)
-	}
-	verifier, err := identity.NewVerifier(identity.Options{
-		Audience:   cfg.Gateway.ID,
-		Bundles:    identity.FirstBundle{identity.NewStoredBundles(store, domains, 5*time.Minute, time.Now), inline},
-		Replay:     store.ReplayGuard(),
-		HTTPClient: outbound.NewClient(outbound.Options{AllowPrivate: cfg.AllowPrivateNetworks}),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	// The connection service's other ports (log, poster, agents) serve subscribe, not
 	// $connect.
 	svc := events.NewService(nil, store, nil, nil, log, 0)
 	lambda.Start(Handler(verifier, svc, nil, log))
+}
+
+// newVerifier builds the verifier the HTTP API's functions build (functions/verify): a
+// did:web is resolved under the outbound Identifiers policy, so a caller-named host never
+// reaches a private address.
+func newVerifier(cfg config.Config, store *dynamo.Store) (*identity.Verifier, error) {
+	inline, err := identity.InlineBundles(cfg.TrustDomains)
+	if err != nil {
+		return nil, err
+	}
+	return identity.NewVerifier(identity.Options{
+		Audience: cfg.Gateway.ID,
+		Bundles:  identity.FirstBundle{identity.NewStoredBundles(store, cfg.TrustDomains, 5*time.Minute, time.Now), inline},
+		Replay:   store.ReplayGuard(),
+		DIDs: identityhttp.NewDIDResolver(outbound.NewClient(outbound.Options{
+			Purpose: outbound.Identifiers, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints,
+		})),
+	})
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/federation-gateway/gateway/infra/devstack"
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/infra/subscriber"
+	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/events"
 	"github.com/federation-gateway/gateway/shared/federation"
@@ -112,7 +113,7 @@ func (g *eventsGateway) registryEvent(t *testing.T) string {
 	g.seq++
 	id := fmt.Sprintf("reg-%d-%d", time.Now().UnixNano()%1e6, g.seq)
 	g.mu.Unlock()
-	if err := g.store.RecordRegistryState(context.Background(), federation.RegistryState{ID: id, LastError: "down"}); err != nil {
+	if err := g.store.SaveSyncState(context.Background(), directory.SyncState{RegistryState: federation.RegistryState{ID: id, LastError: "down"}}); err != nil {
 		t.Fatal(err)
 	}
 	return id

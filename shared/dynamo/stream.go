@@ -44,7 +44,8 @@ func DecodeRecord(r lambdaevents.DynamoDBEventRecord) (events.Change, error) {
 	case strings.HasPrefix(pk, registryPrefix) && sk == skMeta:
 		c.Registry = &events.RegistryChange{Old: ifItem(old, registryState), New: ifItem(neu, registryState)}
 	case strings.HasPrefix(pk, msgPrefix) && sk == skDelivery:
-		id := strings.TrimPrefix(pk, msgPrefix)
+		// MSG#<sender scope>#<message ID>: the ID holds no '#' (messageKey).
+		id := pk[strings.LastIndex(pk, "#")+1:]
 		msg := func(it map[string]types.AttributeValue) events.Message { return messageFrom(id, it) }
 		c.Message = &events.MessageChange{Old: ifItem(old, msg), New: ifItem(neu, msg)}
 	case pk == pkConn && neu != nil && str(neu, "sub_state") == events.SubPending:

@@ -134,7 +134,7 @@ func Derive(c Change) []Event {
 			typ = RegistryHealthy
 		}
 		if typ != "" {
-			d := registryData{ID: n.ID, Healthy: n.Healthy, LastError: n.LastError, ConsecutiveFailures: n.ConsecutiveFailures, AgentCount: n.AgentCount}
+			d := registryData{ID: n.ID, Healthy: n.Healthy, LastError: n.LastError, ConsecutiveFailures: n.ConsecutiveFailures, Agents: n.Agents}
 			if !n.LastSync.IsZero() {
 				t := n.LastSync.UTC()
 				d.LastSync = &t
@@ -215,12 +215,12 @@ type agentData struct {
 }
 
 type registryData struct {
-	ID                  string     `json:"id"`
-	Healthy             bool       `json:"healthy"`
-	LastError           string     `json:"last_error,omitempty"`
-	ConsecutiveFailures int        `json:"consecutive_failures"`
-	AgentCount          int        `json:"agent_count"`
-	LastSync            *time.Time `json:"last_sync,omitempty"`
+	ID                  string                 `json:"id"`
+	Healthy             bool                   `json:"healthy"`
+	LastError           string                 `json:"last_error,omitempty"`
+	ConsecutiveFailures int                    `json:"consecutive_failures"`
+	Agents              federation.AgentCounts `json:"agents"`
+	LastSync            *time.Time             `json:"last_sync,omitempty"`
 }
 
 func nonEmpty(ss ...string) []string {
