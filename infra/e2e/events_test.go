@@ -66,7 +66,7 @@ var sharedEventsGateway = sync.OnceValues(func() (*eventsGateway, error) {
 		Template: filepath.Join(root, "template.yaml"), Config: cfg, StackName: "events-e2e",
 		EndpointAddr: "127.0.0.1:0", APIAddr: "-", WebSocketAddr: "127.0.0.1:0", Log: io.Discard, QuietFunctions: true,
 		Functions:  []string{"WsConnectFunction", "WsDisconnectFunction", "WsMessageFunction", "EventsFunction"},
-		BuildDir:   filepath.Join(os.TempDir(), "devstack-test-gateway-build"),
+		BuildDir:   filepath.Join(os.TempDir(), "events-e2e-build"),
 		StreamPoll: 50 * time.Millisecond,
 	})
 	if err != nil {

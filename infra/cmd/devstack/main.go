@@ -28,7 +28,8 @@ import (
 
 const usage = `usage:
   devstack run    [-template template.yaml] [-config file (default: the demo federation)] [-endpoint 127.0.0.1:4566]
-                  [-api 127.0.0.1:3000] [-schedule-every 0] [-data-dir DIR] [-build-dir DIR]
+                  [-api 127.0.0.1:3000] [-ws 127.0.0.1:3001] [-ws-idle 10m] [-ws-max-age 2h]
+                  [-schedule-every 0] [-data-dir DIR] [-build-dir DIR]
   devstack invoke -function LogicalId [-event events/file.json] [-template ...] [-config ...]
 `
 
@@ -60,6 +61,9 @@ func run(args []string) error {
 	endpoint := fs.String("endpoint", localstack.DefaultAddr, "listen address of the local AWS endpoint")
 	api := fs.String("api", "127.0.0.1:3000", "listen address of the HTTP API")
 	every := fs.Duration("schedule-every", 0, "fire scheduled functions at this interval instead of the template's rate")
+	ws := fs.String("ws", "127.0.0.1:3001", "listen address of the WebSocket API")
+	wsIdle := fs.Duration("ws-idle", devstack.DefaultWebSocketIdle, "close WebSocket connections idle this long (API Gateway: 10m)")
+	wsMaxAge := fs.Duration("ws-max-age", devstack.DefaultWebSocketMaxAge, "close WebSocket connections this old (API Gateway: 2h)")
 	dataDir := fs.String("data-dir", "", "persist the local AWS state in this directory (default: in memory)")
 	buildDir := fs.String("build-dir", "", "where the functions are built (default: .build/host beside the template)")
 	_ = fs.Parse(args)
@@ -88,7 +92,8 @@ func run(args []string) error {
 	s, err := devstack.Start(ctx, devstack.Options{
 		Template: *tmpl, Config: *cfg, EndpointAddr: *endpoint, APIAddr: *api, BuildDir: *buildDir,
 		ScheduleEvery: *every, ScheduleAtStart: true, Progress: progress,
-		Secrets: secrets,
+		Secrets:       secrets,
+		WebSocketAddr: *ws, WebSocketIdle: *wsIdle, WebSocketMaxAge: *wsMaxAge,
 	})
 	if err != nil {
 		return err
@@ -110,6 +115,9 @@ func run(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "\nFederation Gateway is running (ready in %s)\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "  HTTP API            %s\n", s.APIURL)
+	if s.WebSocketURL != "" {
+		fmt.Fprintf(os.Stderr, "  event streams       %s (WebSocket; go run ./infra/cmd/subscribe)\n", s.WebSocketURL)
+	}
 	fmt.Fprintf(os.Stderr, "  local AWS endpoint  %s\n", s.EndpointURL)
 	if fed != nil {
 		for _, r := range fed.Registries() {
@@ -217,7 +225,7 @@ func invoke(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := devstack.Start(ctx, devstack.Options{
-		Template: *tmpl, Config: *cfg, EndpointAddr: "127.0.0.1:0", APIAddr: "-", Functions: []string{*fn},
+		Template: *tmpl, Config: *cfg, EndpointAddr: "127.0.0.1:0", APIAddr: "-", WebSocketAddr: "-", Functions: []string{*fn},
 	})
 	if err != nil {
 		return err
