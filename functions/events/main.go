@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync/atomic"
 
 	lambdaevents "github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -21,23 +22,31 @@ import (
 func main() {
 	env, awsCfg := config.MustLoadEnv("CONNECTIONS_URL")
 	log := logs.New(os.Stdout, env.LogLevel)
-	store := dynamo.NewStore(dynamo.NewClient(awsCfg, env.LocalEndpoint), env.Table)
+	var calls atomic.Int64
+	store := dynamo.NewStore(dynamo.Counted(dynamo.NewClient(awsCfg, env.LocalEndpoint), &calls), env.Table)
 	retention := config.Hours(os.Getenv("EVENT_RETENTION_HOURS"), events.DefaultRetention)
 	proc := events.NewProcessor(store.EventLog(retention), store, wsapi.NewConnections(awsCfg, env.Vars["CONNECTIONS_URL"]), log, events.ProcessorOptions{})
-	lambda.Start(Handler(proc, log))
+	lambda.Start(Handler(proc, calls.Load, log))
 }
 
 // Processor handles a batch of changes; *events.Processor is one.
 type Processor interface {
 	Process(ctx context.Context, changes []events.Change) (int, error)
+	// Counts returns the events appended and frames posted so far.
+	Counts() (appended, posts int64)
 }
 
 // Handler handles a batch of the stream's records. It never fails the invocation: a
 // batch it could not finish is reported as a partial batch failure from the first record
 // not handled, which the stream gives again; the records before it are done. A record it
 // cannot read is logged and skipped: giving it again would not make it readable.
-func Handler(p Processor, log *slog.Logger) func(context.Context, lambdaevents.DynamoDBEvent) (lambdaevents.DynamoDBEventResponse, error) {
+//
+// Each batch is logged with what it cost: events appended, frames posted, DynamoDB calls
+// (calls returns the calls made so far).
+func Handler(p Processor, calls func() int64, log *slog.Logger) func(context.Context, lambdaevents.DynamoDBEvent) (lambdaevents.DynamoDBEventResponse, error) {
 	return func(ctx context.Context, ev lambdaevents.DynamoDBEvent) (lambdaevents.DynamoDBEventResponse, error) {
+		appended0, posts0 := p.Counts()
+		calls0 := calls()
 		changes := make([]events.Change, len(ev.Records))
 		for i, r := range ev.Records {
 			c, err := dynamo.DecodeRecord(r)
@@ -53,7 +62,9 @@ func Handler(p Processor, log *slog.Logger) func(context.Context, lambdaevents.D
 			log.ErrorContext(ctx, "batch not finished", "handled", n, "records", len(changes), "error", err)
 			resp.BatchItemFailures = append(resp.BatchItemFailures, lambdaevents.DynamoDBBatchItemFailure{ItemIdentifier: ev.Records[n].Change.SequenceNumber})
 		}
-		log.InfoContext(ctx, "batch", "records", len(changes), "handled", n)
+		appended, posts := p.Counts()
+		log.InfoContext(ctx, "batch", "records", len(changes), "handled", n, "events", appended-appended0,
+			"posts", posts-posts0, "dynamodb_calls", calls()-calls0)
 		return resp, nil
 	}
 }

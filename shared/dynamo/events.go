@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/federation-gateway/gateway/shared/events"
 	"github.com/federation-gateway/gateway/shared/federation"
@@ -360,4 +362,18 @@ func uinteger(item map[string]types.AttributeValue, name string) uint64 {
 		return n
 	}
 	return 0
+}
+
+// Counted returns a copy of client that adds each operation it makes to calls: the
+// events function logs its calls per batch (which the benchmark reads).
+func Counted(client *dynamodb.Client, calls *atomic.Int64) *dynamodb.Client {
+	return dynamodb.New(client.Options(), func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("countCalls",
+				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+					calls.Add(1)
+					return next.HandleInitialize(ctx, in)
+				}), middleware.After)
+		})
+	})
 }

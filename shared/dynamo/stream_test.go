@@ -115,10 +115,10 @@ func TestDecodeRecord(t *testing.T) {
 // Records that are not the table's, or broken, are errors, never a panic.
 func TestDecodeRecordErrors(t *testing.T) {
 	for name, raw := range map[string]string{
-		"no event ID":       `{"eventName":"INSERT","dynamodb":{"Keys":{"PK":{"S":"AGENT#x"},"SK":{"S":"ROUTE"}}}}`,
-		"no keys":           `{"eventID":"1","eventName":"INSERT","dynamodb":{}}`,
-		"numeric key":       `{"eventID":"1","eventName":"INSERT","dynamodb":{"Keys":{"PK":{"N":"1"},"SK":{"S":"ROUTE"}}}}`,
-		"deep image":        `{"eventID":"1","dynamodb":{"Keys":{"PK":{"S":"AGENT#x"},"SK":{"S":"ROUTE"}},"NewImage":{"a":` + strings.Repeat(`{"L":[`, 40) + `{"S":"x"}` + strings.Repeat(`]}`, 40) + `}}}`,
+		"no event ID": `{"eventName":"INSERT","dynamodb":{"Keys":{"PK":{"S":"AGENT#x"},"SK":{"S":"ROUTE"}}}}`,
+		"no keys":     `{"eventID":"1","eventName":"INSERT","dynamodb":{}}`,
+		"numeric key": `{"eventID":"1","eventName":"INSERT","dynamodb":{"Keys":{"PK":{"N":"1"},"SK":{"S":"ROUTE"}}}}`,
+		"deep image":  `{"eventID":"1","dynamodb":{"Keys":{"PK":{"S":"AGENT#x"},"SK":{"S":"ROUTE"}},"NewImage":{"a":` + strings.Repeat(`{"L":[`, 40) + `{"S":"x"}` + strings.Repeat(`]}`, 40) + `}}}`,
 	} {
 		var rec lambdaevents.DynamoDBEventRecord
 		if err := json.Unmarshal([]byte(raw), &rec); err != nil {

@@ -42,8 +42,9 @@ type Processor struct {
 	logger *slog.Logger
 	opts   ProcessorOptions
 
-	// Counters, for the benchmark and the logs.
-	posts atomic.Int64
+	// Counters, for the logs and the benchmark.
+	posts    atomic.Int64
+	appended atomic.Int64
 }
 
 // NewProcessor returns a Processor.
@@ -60,8 +61,9 @@ func NewProcessor(log Log, conns Connections, poster Poster, logger *slog.Logger
 	return &Processor{log: log, conns: conns, poster: poster, logger: logger, opts: opts}
 }
 
-// Posts returns how many frames the processor posted so far.
-func (p *Processor) Posts() int64 { return p.posts.Load() }
+// Counts returns how many events the processor appended and how many frames it posted
+// so far.
+func (p *Processor) Counts() (appended, posts int64) { return p.appended.Load(), p.posts.Load() }
 
 // Process handles a batch of changes in the order of the stream. It returns how many of
 // them it handled: when that is fewer than all, err says why, and the rest (from the
@@ -146,6 +148,7 @@ func (p *Processor) append(ctx context.Context, head *Head, evs []Event) ([]Even
 		for _, e := range appended {
 			head.N = max(head.N, e.Position)
 		}
+		p.appended.Add(int64(len(appended)))
 		out = append(out, appended...)
 	}
 	return out, len(evs), nil
