@@ -132,7 +132,7 @@ invoke: ## Invoke one function like `sam local invoke`, without Docker: FN=<Logi
 	@$(MAKE) --no-print-directory devstack
 	@$(BIN)/devstack invoke -function $(FN) $(if $(EVENT),-event $(EVENT)) $(if $(CONFIG),-config $(CONFIG))
 
-bench: ## Benchmarks: cold start and size, directory writes/requests/reads, routing latency/ops/throughput.
+bench: ## Benchmarks: cold start and size, directory writes/requests/reads, routing latency/ops/throughput, event streams.
 	$(GO) run ./infra/cmd/bench $(BENCH_FLAGS)
 
 deploy: $(PY_TOOLS) ## sam build && sam deploy (--guided until samconfig.toml exists; AWS credentials from your environment).

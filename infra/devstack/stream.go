@@ -61,6 +61,9 @@ type StreamStats struct {
 	Failed      int // invocations that failed or reported failed records
 	Discarded   int // records skipped to the on-failure destination
 	Filtered    int // records no filter matched
+	// Busy is the time the function took over its invocations, as Lambda bills it
+	// (locally: with the dev stack's invoke path).
+	Busy time.Duration
 }
 
 // DefaultStreamPoll is how often a shard is polled when it has no new records.
@@ -315,7 +318,9 @@ func (p *streamPoller) invokeOnce(ctx context.Context, recs []streamRecord) (int
 		return -1, err
 	}
 	p.count(func(s *StreamStats) { s.Invocations++; s.Records += len(recs) })
+	start := time.Now()
 	out, err := p.invoke(ctx, p.m.Function, payload)
+	p.count(func(s *StreamStats) { s.Busy += time.Since(start) })
 	if err != nil || !p.m.ReportBatchItemFailures {
 		return -1, err
 	}

@@ -64,6 +64,9 @@ type wsServer struct {
 	idle     time.Duration
 	maxAge   time.Duration
 
+	stats   WebSocketStats
+	statsMu sync.Mutex
+
 	srv   *http.Server
 	ln    net.Listener
 	url   string // ws://host:port/stage
@@ -90,6 +93,34 @@ type wsConn struct {
 	sniffer     *frameSniffer
 	idle        time.Duration
 	maxAge      time.Duration
+}
+
+// WebSocketStats counts what the WebSocket API served, for tests and benchmarks: what API
+// Gateway bills (messages both ways, each of up to 32 KB; connection time) and what the
+// functions asked of @connections.
+type WebSocketStats struct {
+	Connections int           // accepted
+	Received    int           // messages from clients
+	Posts       int           // @connections POSTs that reached a connection
+	Deletes     int           // @connections DELETEs
+	Gone        int           // @connections requests answered 410
+	Connected   time.Duration // summed over connections that ended
+}
+
+// WebSocketStats returns the WebSocket API's counts so far.
+func (s *Stack) WebSocketStats() WebSocketStats {
+	if s.ws == nil {
+		return WebSocketStats{}
+	}
+	s.ws.statsMu.Lock()
+	defer s.ws.statsMu.Unlock()
+	return s.ws.stats
+}
+
+func (s *wsServer) count(f func(*WebSocketStats)) {
+	s.statsMu.Lock()
+	f(&s.stats)
+	s.statsMu.Unlock()
 }
 
 // SetWebSocketLimits changes the idle and maximum age limits of the connections made from
@@ -246,6 +277,7 @@ func (s *wsServer) handshake(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.conns[id] = conn
 	s.mu.Unlock()
+	s.count(func(st *WebSocketStats) { st.Connections++ })
 	s.logs.printf("ws    | %s connected\n", id)
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.write(conn) }()
@@ -278,12 +310,14 @@ func (s *wsServer) read(conn *wsConn) {
 			break
 		}
 		conn.lastActive.Store(time.Now().UnixNano())
+		s.count(func(st *WebSocketStats) { st.Received++ })
 		s.message(conn, typ, data)
 	}
 	close(timers)
 	s.mu.Lock()
 	delete(s.conns, conn.id)
 	s.mu.Unlock()
+	s.count(func(st *WebSocketStats) { st.Connected += time.Since(conn.connectedAt) })
 	if s.ctx.Err() != nil {
 		return // the stack is stopping: its functions too
 	}
@@ -458,6 +492,7 @@ func (s *wsServer) manage(w http.ResponseWriter, r *http.Request) {
 	conn := s.conns[r.PathValue("id")]
 	s.mu.Unlock()
 	if conn == nil || isDone(conn) {
+		s.count(func(st *WebSocketStats) { st.Gone++ })
 		writeAPIError(w, http.StatusGone, "GoneException", "")
 		return
 	}
@@ -465,6 +500,7 @@ func (s *wsServer) manage(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		select {
 		case conn.out <- body:
+			s.count(func(st *WebSocketStats) { st.Posts++ })
 			w.WriteHeader(http.StatusOK)
 		default:
 			conn.end(websocket.StatusPolicyViolation, "the client reads too slowly")
@@ -478,6 +514,7 @@ func (s *wsServer) manage(w http.ResponseWriter, r *http.Request) {
 			"identity":     map[string]string{"sourceIp": conn.sourceIP, "userAgent": conn.userAgent},
 		})
 	case http.MethodDelete:
+		s.count(func(st *WebSocketStats) { st.Deletes++ })
 		conn.end(websocket.StatusNormalClosure, "")
 		w.WriteHeader(http.StatusNoContent)
 	default:

@@ -22,8 +22,10 @@
 //   - bridge: state transitions per transfer and its cost at AWS list prices, from the
 //     transitions, Lambda invocations and DynamoDB request units the local endpoint
 //     counted; transfers per second through the local stack; and thousands of transfers
-//     with faults at every step, held to the token services' books (-only runs one
-//     section).
+//     with faults at every step, held to the token services' books;
+//   - events: latency from a table write to every subscriber's WebSocket frame, with 1 and
+//     with 500 subscribers, @connections posts and DynamoDB calls per event, and the cost
+//     per million events at AWS list prices (-only runs one section).
 //
 // It reports each figure against its goal and exits 0 whether or not the goals are met;
 // it fails only when it cannot measure. Run it from the module root.
@@ -57,6 +59,7 @@ const (
 	sectionRouting   = "routing"
 	sectionStartup   = "startup"
 	sectionBridge    = "bridge"
+	sectionEvents    = "events"
 )
 
 // options are the command line's.
@@ -74,6 +77,9 @@ type options struct {
 	messages     int // per path in the routing section's throughput runs
 	transfers    int // clean transfers of the bridge section's cost and throughput runs
 	faulted      int // transfers of the bridge section's fault run
+	events       bool
+	subscribers  int // in the events section's large run
+	eventCount   int // events of the events section's runs
 }
 
 func main() {
@@ -83,9 +89,12 @@ func main() {
 	flag.StringVar(&o.tmpl, "template", "template.yaml", "the SAM template")
 	flag.StringVar(&o.config, "config", "infra/config.local.json", "the gateway configuration document to provision")
 	only := flag.String("only", "", "run one section only: "+sectionColdStart+" (cold start, binary size), "+sectionDirectory+
-		" (sync, discovery), "+sectionRouting+" (latency, DynamoDB calls and throughput of routed messages) or "+
-		sectionStartup+" (make run's cold and warm time to ready) or "+
-		sectionBridge+" (transitions, cost, throughput and faults of bridge transfers)")
+		" (sync, discovery), "+sectionRouting+" (latency, DynamoDB calls and throughput of routed messages), "+
+		sectionStartup+" (make run's cold and warm time to ready), "+
+		sectionBridge+" (transitions, cost, throughput and faults of bridge transfers) or "+sectionEvents+
+		" (event streams: latency to subscribers, cost per event)")
+	flag.IntVar(&o.subscribers, "subscribers", 500, "subscribers of the events section's large run")
+	flag.IntVar(&o.eventCount, "events", 100, "events of the events section's runs (a quarter of them with many subscribers)")
 	flag.IntVar(&o.agents, "agents", 5000, "agents in each of the directory section's two registries")
 	flag.IntVar(&o.requests, "requests", 200, "sequential requests of each path in the routing section's latency runs")
 	flag.IntVar(&o.messages, "messages", 500, "messages of each path in the routing section's throughput runs")
@@ -94,7 +103,7 @@ func main() {
 	flag.Parse()
 	switch *only {
 	case "":
-		o.coldStart, o.directory, o.routing, o.startup, o.bridge = true, true, true, true, true
+		o.coldStart, o.directory, o.routing, o.startup, o.bridge, o.events = true, true, true, true, true, true
 	case sectionColdStart:
 		o.coldStart = true
 	case sectionDirectory:
@@ -105,8 +114,10 @@ func main() {
 		o.startup = true
 	case sectionBridge:
 		o.bridge = true
+	case sectionEvents:
+		o.events = true
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want %s, %s, %s, %s or %s\n", *only, sectionColdStart, sectionDirectory, sectionRouting, sectionStartup, sectionBridge)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want %s, %s, %s, %s, %s or %s\n", *only, sectionColdStart, sectionDirectory, sectionRouting, sectionStartup, sectionBridge, sectionEvents)
 		os.Exit(2)
 	}
 
@@ -208,6 +219,13 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
+	var ev eventsResults
+	if o.events {
+		if ev, err = benchEvents(ctx, o.tmpl, o.subscribers, o.eventCount); err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+	}
+
 	header(os.Stdout)
 	if o.coldStart {
 		report(os.Stdout, subjects, cold, o.runs)
@@ -223,6 +241,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.bridge {
 		reportBridge(os.Stdout, br)
+	}
+	if o.events {
+		reportEvents(os.Stdout, ev)
 	}
 	fmt.Fprintln(os.Stdout, "\nA goal missed is reported (OVER), never a failure of the benchmark.")
 	return nil
