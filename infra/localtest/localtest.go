@@ -137,3 +137,16 @@ func MinuteClock() func() time.Time {
 	minute := start.Truncate(time.Minute)
 	return func() time.Time { return minute.Add(time.Since(start)) }
 }
+
+// Event reads a sample event of events/ of any kind (a WebSocket route's, a stream
+// batch) into v, as `make invoke` and `sam local invoke -e` read it.
+func Event(t testing.TB, name string, v any) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(RepoRoot(t), "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("events/%s: %v", name, err)
+	}
+}
