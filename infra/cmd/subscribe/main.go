@@ -106,6 +106,9 @@ func show(e events.Event, asJSON bool) {
 func tokenSource(url, cmd, token string) (func(context.Context) (string, error), error) {
 	switch {
 	case url != "":
+		if !strings.Contains(url, "://") {
+			url = "http://" + url // as curl takes it
+		}
 		return func(ctx context.Context) (string, error) {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
