@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -22,13 +21,13 @@ const (
 
 // checkSignature checks a request to the @connections API as IAM checks API Gateway's:
 // signed with SigV4 for the service execute-api, within 15 minutes of now, by the local
-// credentials. The signature is computed again and compared. Its errors are API Gateway's
-// messages.
-func checkSignature(r *http.Request, body []byte, now time.Time) error {
+// credentials. The signature is computed again and compared. It returns API Gateway's
+// message of a refusal, or "" when the request is signed.
+func checkSignature(r *http.Request, body []byte, now time.Time) string {
 	auth := r.Header.Get("Authorization")
 	alg, rest, ok := strings.Cut(auth, " ")
 	if !ok || alg != "AWS4-HMAC-SHA256" {
-		return errors.New("Missing Authentication Token")
+		return "Missing Authentication Token"
 	}
 	fields := map[string]string{}
 	for _, f := range strings.Split(rest, ",") {
@@ -38,24 +37,24 @@ func checkSignature(r *http.Request, body []byte, now time.Time) error {
 	}
 	scope := strings.Split(fields["Credential"], "/")
 	if len(scope) != 5 || scope[4] != "aws4_request" || fields["SignedHeaders"] == "" || fields["Signature"] == "" {
-		return errors.New("Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters")
+		return "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters"
 	}
 	if scope[0] != localAccessKey {
-		return errors.New("The security token included in the request is invalid.")
+		return "The security token included in the request is invalid."
 	}
 	if scope[3] != "execute-api" {
-		return errors.New("Credential should be scoped to correct service: 'execute-api'.")
+		return "Credential should be scoped to correct service: 'execute-api'."
 	}
 	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
 	if err != nil {
-		return errors.New("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+		return "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
 	}
 	if d := now.Sub(at); d > 15*time.Minute || d < -15*time.Minute {
-		return errors.New("Signature expired")
+		return "Signature expired"
 	}
 	again, err := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
-		return errors.New("Missing Authentication Token")
+		return "Missing Authentication Token"
 	}
 	again.Host, again.ContentLength = r.Host, r.ContentLength
 	for _, h := range strings.Split(fields["SignedHeaders"], ";") {
@@ -70,10 +69,10 @@ func checkSignature(r *http.Request, body []byte, now time.Time) error {
 	}
 	creds := aws.Credentials{AccessKeyID: localAccessKey, SecretAccessKey: localSecretKey, SessionToken: r.Header.Get("X-Amz-Security-Token")}
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, again, hash, "execute-api", scope[2], at); err != nil {
-		return errors.New("Missing Authentication Token")
+		return "Missing Authentication Token"
 	}
 	if !strings.Contains(again.Header.Get("Authorization"), "Signature="+fields["Signature"]) {
-		return errors.New("The request signature we calculated does not match the signature you provided.")
+		return "The request signature we calculated does not match the signature you provided."
 	}
-	return nil
+	return ""
 }

@@ -484,8 +484,8 @@ func (s *wsServer) manage(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request entity too large")
 		return
 	}
-	if err := checkSignature(r, body, time.Now()); err != nil {
-		writeAPIError(w, http.StatusForbidden, "ForbiddenException", err.Error())
+	if refusal := checkSignature(r, body, time.Now()); refusal != "" {
+		writeAPIError(w, http.StatusForbidden, "ForbiddenException", refusal)
 		return
 	}
 	s.mu.Lock()
