@@ -106,13 +106,10 @@ type itemKey struct {
 // serveStreamed applies a write and streams its changes.
 func (s *streamWrites) serveStreamed(w http.ResponseWriter, r *http.Request, next http.Handler, keys []itemKey) {
 	ctx := r.Context()
-	old := make([]json.RawMessage, len(keys))
-	for i, k := range keys {
-		var err error
-		if old[i], err = s.getItem(ctx, k); err != nil {
-			http.Error(w, "local AWS endpoint: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
+	old, err := s.getItems(ctx, keys)
+	if err != nil {
+		http.Error(w, "local AWS endpoint: "+err.Error(), http.StatusInternalServerError)
+		return
 	}
 	rec := httptest.NewRecorder()
 	next.ServeHTTP(rec, r)
@@ -126,9 +123,13 @@ func (s *streamWrites) serveStreamed(w http.ResponseWriter, r *http.Request, nex
 	if rec.Code != http.StatusOK {
 		return // nothing was written
 	}
+	now, err := s.getItems(ctx, keys)
+	if err != nil {
+		return
+	}
 	for i, k := range keys {
-		neu, err := s.getItem(ctx, k)
-		if err != nil || sameItem(old[i], neu) {
+		neu := now[i]
+		if sameItem(old[i], neu) {
 			continue
 		}
 		// Set the old item back unseen by the stream, then write the new one seen.
@@ -214,16 +215,42 @@ func (s *streamWrites) tableSchema(ctx context.Context, table string) *tableSche
 	return sch
 }
 
-// getItem reads an item straight from the emulator; nil when there is none.
-func (s *streamWrites) getItem(ctx context.Context, k itemKey) (json.RawMessage, error) {
-	var out struct{ Item json.RawMessage }
-	if err := s.call(ctx, "GetItem", map[string]any{"TableName": k.table, "Key": k.key, "ConsistentRead": true}, &out); err != nil {
+// getItems reads the items of keys (at most 100, a transaction's) straight from the
+// emulator in one BatchGetItem: nil for an item there is none of.
+func (s *streamWrites) getItems(ctx context.Context, keys []itemKey) ([]json.RawMessage, error) {
+	req := map[string]map[string]any{}
+	for _, k := range keys {
+		if req[k.table] == nil {
+			req[k.table] = map[string]any{"Keys": []any{}, "ConsistentRead": true}
+		}
+		req[k.table]["Keys"] = append(req[k.table]["Keys"].([]any), k.key)
+	}
+	var out struct {
+		Responses map[string][]map[string]json.RawMessage
+	}
+	if err := s.call(ctx, "BatchGetItem", map[string]any{"RequestItems": req}, &out); err != nil {
 		return nil, err
 	}
-	if len(out.Item) == 0 || string(out.Item) == "null" {
-		return nil, nil
+	items := make([]json.RawMessage, len(keys))
+	for i, k := range keys {
+		for _, it := range out.Responses[k.table] {
+			if hasKey(it, k.key) {
+				items[i], _ = json.Marshal(it)
+				break
+			}
+		}
 	}
-	return out.Item, nil
+	return items, nil
+}
+
+// hasKey reports whether an item has the key's attributes.
+func hasKey(item, key map[string]json.RawMessage) bool {
+	for name, v := range key {
+		if !sameItem(item[name], v) {
+			return false
+		}
+	}
+	return true
 }
 
 // call makes a DynamoDB API call straight to the emulator, past the endpoint's handlers.

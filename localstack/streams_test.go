@@ -171,3 +171,41 @@ func TestEndpointStreamsEveryWrite(t *testing.T) {
 		}
 	}
 }
+
+// A transaction over several tables streams each streamed table's writes to its own
+// stream (the endpoint reads the items of all tables in one BatchGetItem), and leaves an
+// unstreamed table's writes alone.
+func TestEndpointStreamsTransactionsAcrossTables(t *testing.T) {
+	ep := start(t)
+	name := fmt.Sprint("stream-multi-", time.Now().UnixNano())
+	arnA, arnB := streamTable(t, ep.URL, name+"-a"), streamTable(t, ep.URL, name+"-b")
+	plain := name + "-plain"
+	if out := ddb(t, ep.URL, "CreateTable", map[string]any{
+		"TableName": plain, "BillingMode": "PAY_PER_REQUEST",
+		"AttributeDefinitions": []any{map[string]string{"AttributeName": "PK", "AttributeType": "S"}},
+		"KeySchema":            []any{map[string]string{"AttributeName": "PK", "KeyType": "HASH"}},
+	}); out["error"] != nil {
+		t.Fatalf("create table: %v", out)
+	}
+	ddb(t, ep.URL, "PutItem", map[string]any{"TableName": name + "-b", "Item": item("k", "x", "1")})
+	out := ddb(t, ep.URL, "TransactWriteItems", map[string]any{"TransactItems": []any{
+		map[string]any{"Put": map[string]any{"TableName": name + "-a", "Item": item("k", "x", "1")}},
+		map[string]any{"Put": map[string]any{"TableName": name + "-b", "Item": item("k", "x", "2")}},
+		map[string]any{"Put": map[string]any{"TableName": plain, "Item": item("k", "x", "1")}},
+		map[string]any{"Put": map[string]any{"TableName": name + "-a", "Item": item("j", "x", "1")}},
+	}})
+	if out["error"] != nil {
+		t.Fatalf("transaction: %v", out)
+	}
+	for arn, want := range map[string]string{
+		arnA: "[INSERT k _->1 INSERT j _->1]",
+		arnB: "[INSERT k _->1 MODIFY k 1->2]",
+	} {
+		if got := fmt.Sprint(summary(streamRecords(t, ep.URL, arn))); got != want {
+			t.Errorf("stream %s: got %v, want %v", arn, got, want)
+		}
+	}
+	if it, _ := ddb(t, ep.URL, "GetItem", map[string]any{"TableName": plain, "Key": item("k")})["Item"].(map[string]any); it == nil {
+		t.Error("the unstreamed table's item was not written")
+	}
+}
