@@ -60,5 +60,7 @@ func TestHandler(t *testing.T) {
 // failAfter handles the first change of a batch only.
 type failAfter struct{}
 
-func (failAfter) Process(context.Context, []events.Change) (int, error) { return 1, errors.New("the table is down") }
-func (failAfter) Counts() (int64, int64)                                { return 0, 0 }
+func (failAfter) Process(context.Context, []events.Change) (int, error) {
+	return 1, errors.New("the table is down")
+}
+func (failAfter) Counts() (int64, int64) { return 0, 0 }

@@ -138,7 +138,7 @@ func (g *eventsGateway) messageEvent(t *testing.T, from, to string) string {
 	ctx := context.Background()
 	id := fmt.Sprint("msg-", time.Now().UnixNano())
 	if _, err := g.store.Admit(ctx, routing.Admission{MessageID: id, ContentHash: "h", From: from, To: to, N: 1,
-		AgentLimit: 1 << 20, GlobalLimit: 1 << 20, Minute: time.Now()}); err != nil {
+		AgentLimit: 1 << 20, GlobalShardLimit: 1 << 20, Minute: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.store.Complete(ctx, routing.Claim{MessageID: id, From: from, To: to, Status: routing.ClaimDelivered, TargetRegistry: "beta"}); err != nil {

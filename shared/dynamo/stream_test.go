@@ -66,7 +66,7 @@ func TestDecodeRecord(t *testing.T) {
 		}
 	}
 	from, to := "did:key:z6MkSender", "did:web:target.example"
-	if _, err := s.Admit(ctx, routing.Admission{MessageID: "m-1", ContentHash: "c", From: from, To: to, N: 1, AgentLimit: 10, GlobalLimit: 10, Minute: now}); err != nil {
+	if _, err := s.Admit(ctx, routing.Admission{MessageID: "m-1", ContentHash: "c", From: from, To: to, N: 1, AgentLimit: 10, GlobalShardLimit: 10, Minute: now}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Complete(ctx, routing.Claim{MessageID: "m-1", From: from, To: to, Status: routing.ClaimDelivered, TargetRegistry: "beta", Fee: "0.01"}); err != nil {
