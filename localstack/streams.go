@@ -38,6 +38,11 @@ type streamWrites struct {
 
 	mu     sync.RWMutex // held for writing around a streamed write, for reading around every other request
 	schema sync.Map     // table name -> *tableSchema
+	// describe is held around every DescribeTable the emulator serves, the endpoint's
+	// callers' and streamWrites' own: kumo v0.33.1 sets the table's item count under a
+	// read lock and describes the table after releasing it, so two DescribeTables at once
+	// race (TestEndpointDescribesTablesConcurrently, under -race).
+	describe sync.Mutex
 }
 
 type tableSchema struct {
@@ -70,6 +75,10 @@ func (s *streamWrites) wrap(next http.Handler) http.Handler {
 		if !ok {
 			next.ServeHTTP(w, r)
 			return
+		}
+		if op == "DescribeTable" {
+			s.describe.Lock()
+			defer s.describe.Unlock()
 		}
 		if op != "TransactWriteItems" {
 			s.mu.RLock()
@@ -196,6 +205,11 @@ func (s *streamWrites) writtenKeys(ctx context.Context, op string, body []byte) 
 func (s *streamWrites) tableSchema(ctx context.Context, table string) *tableSchema {
 	if v, ok := s.schema.Load(table); ok {
 		return v.(*tableSchema)
+	}
+	s.describe.Lock()
+	defer s.describe.Unlock()
+	if v, ok := s.schema.Load(table); ok {
+		return v.(*tableSchema) // described while this waited
 	}
 	var out struct {
 		Table struct {

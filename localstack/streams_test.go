@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,4 +209,27 @@ func TestEndpointStreamsTransactionsAcrossTables(t *testing.T) {
 	if it, _ := ddb(t, ep.URL, "GetItem", map[string]any{"TableName": plain, "Key": item("k")})["Item"].(map[string]any); it == nil {
 		t.Error("the unstreamed table's item was not written")
 	}
+}
+
+// Concurrent DescribeTables through the endpoint, beside the transactions whose tables the
+// endpoint describes itself, do not race in the emulator (run with -race).
+func TestEndpointDescribesTablesConcurrently(t *testing.T) {
+	ep := start(t)
+	table := fmt.Sprint("describe-", time.Now().UnixNano())
+	streamTable(t, ep.URL, table)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				ddb(t, ep.URL, "DescribeTable", map[string]any{"TableName": table})
+				return
+			}
+			ddb(t, ep.URL, "TransactWriteItems", map[string]any{"TransactItems": []any{
+				map[string]any{"Put": map[string]any{"TableName": table, "Item": item(fmt.Sprint("k", i), "x", "1")}},
+			}})
+		}()
+	}
+	wg.Wait()
 }
