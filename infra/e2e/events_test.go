@@ -131,6 +131,18 @@ func (g *eventsGateway) registryEvent(t *testing.T) string {
 	return id
 }
 
+// agentEvent makes an agent.added event: a registry lists a new agent.
+func (g *eventsGateway) agentEvent(t *testing.T) string {
+	t.Helper()
+	did := fmt.Sprint("did:web:agent-", time.Now().UnixNano(), ".example")
+	a := federation.Agent{DID: did, Name: "New", Registry: "beta", SourceID: did, Status: federation.StatusActive,
+		ContentHash: "h", LastSeen: time.Now().UTC(), Skills: []federation.Skill{}}
+	if _, err := g.store.PutAgent(context.Background(), a, "v1", nil); err != nil {
+		t.Fatal(err)
+	}
+	return did
+}
+
 // messageEvent makes a message.delivered event: a message from one DID to another is
 // claimed and delivered, as routing records it.
 func (g *eventsGateway) messageEvent(t *testing.T, from, to string) string {
@@ -225,30 +237,32 @@ func (w *watcher) waitFor(t *testing.T, subject string) {
 
 // Directory and registry events go to every subscriber; a message's events to its sender
 // and target only. Events arrive in log order, so once a later public event has arrived,
-// an earlier message event a subscriber was due would have arrived too.
+// an earlier event a subscriber was due would have arrived too.
 func TestEventsAuthorization(t *testing.T) {
 	g := gateway(t)
-	sender, stranger := g.agent(t, "acme/weather-bot"), g.agent(t, "numerix/calculator")
-	if sender.DID == stranger.DID {
-		t.Fatal("two demo agents share a DID")
-	}
+	sender, target, stranger := g.agent(t, "acme/weather-bot"), g.agent(t, "polyglot/translator"), g.agent(t, "numerix/calculator")
 	ws := g.watch(t, sender, subscriber.Options{})
+	wt := g.watch(t, target, subscriber.Options{})
 	wx := g.watch(t, stranger, subscriber.Options{})
-	wt := g.watch(t, sender, subscriber.Options{Subprotocol: true, Filter: events.Filter{Types: []string{"registry.*"}}})
+	wr := g.watch(t, sender, subscriber.Options{Subprotocol: true, Filter: events.Filter{Types: []string{"registry.*"}}})
 
-	msg := g.messageEvent(t, sender.DID, "did:agentvault:textkit/mirror")
+	agent := g.agentEvent(t)
+	msg := g.messageEvent(t, sender.DID, target.DID)
 	reg := g.registryEvent(t)
-	for _, w := range []*watcher{ws, wx, wt} {
-		w.waitFor(t, reg)
-	}
-	if got := ws.subjects(); !slices.Contains(got, msg) || slices.Index(got, msg) > slices.Index(got, reg) {
-		t.Errorf("the sender received %v; want its message %s before the registry's event %s", got, msg, reg)
-	}
-	if got := wx.subjects(); slices.Contains(got, msg) {
-		t.Errorf("a stranger received the message event: %v", got)
-	}
-	if got := wt.subjects(); slices.Contains(got, msg) {
-		t.Errorf("a registry.* subscription (by subprotocol credential) received %v", got)
+	for _, tt := range []struct {
+		name string
+		w    *watcher
+		want []string
+	}{
+		{"the sender", ws, []string{"agent.added " + agent, "message.delivered " + msg, "registry.unhealthy " + reg}},
+		{"the target", wt, []string{"agent.added " + agent, "message.delivered " + msg, "registry.unhealthy " + reg}},
+		{"a stranger", wx, []string{"agent.added " + agent, "registry.unhealthy " + reg}},
+		{"a registry.* subscription (by subprotocol credential)", wr, []string{"registry.unhealthy " + reg}},
+	} {
+		tt.w.waitFor(t, reg)
+		if got := tt.w.typesOf(agent, msg, reg); !slices.Equal(got, tt.want) {
+			t.Errorf("%s received %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 
