@@ -217,7 +217,15 @@ func (b *eventsBench) run(ctx context.Context, name string, n, count int, burst 
 		run.Missing += missing
 		run.Duplicates += dups
 	}
-	ws, st, lg := b.stack.WebSocketStats(), b.stack.StreamStats("EventsStreamMapping"), b.log.totals()
+	// The function logs a batch after it posted the batch's frames: wait for the lines.
+	lg := b.log.totals()
+	for deadline := time.Now().Add(5 * time.Second); lg.events-log0.events < len(subjects); lg = b.log.totals() {
+		if time.Now().After(deadline) {
+			return run, fmt.Errorf("EventsFunction logged %d events appended of %d written: its batch log lines were not read", lg.events-log0.events, len(subjects))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ws, st := b.stack.WebSocketStats(), b.stack.StreamStats("EventsStreamMapping")
 	run.Posts = ws.Posts - ws0.Posts
 	run.Invocations, run.Busy = st.Invocations-st0.Invocations, st.Busy-st0.Busy
 	run.Calls, run.Appended = lg.calls-log0.calls, lg.events-log0.events
@@ -445,7 +453,8 @@ func (l *batchLog) Write(p []byte) (int, error) {
 	}
 	for _, line := range strings.Split(string(l.partial[:end]), "\n") {
 		fn, js, ok := strings.Cut(line, " | ")
-		if !ok || strings.TrimSpace(fn) != "EventsFunction" {
+		fn, _, _ = strings.Cut(strings.TrimSpace(fn), "@") // <function>@<instance>
+		if !ok || fn != "EventsFunction" {
 			continue
 		}
 		var rec struct {
