@@ -140,10 +140,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		err      error
 	}
 	builds := make(chan built, 1)
-	go func() {
+	go func(functions []Function) { // its own copy: Start points functions at the WebSocket API meanwhile
 		b, err := build(buildCtx, tmpl, functions, opts.BuildDir, prog.built)
 		builds <- built{b, err}
-	}()
+	}(functions)
 	defer func() {
 		stopBuild()
 		if builds != nil {
