@@ -102,7 +102,7 @@ type SubscriptionChange struct {
 func Derive(c Change) []Event {
 	var evs []Event
 	add := func(typ, subject, registry string, data any, aud Audience) {
-		raw, err := json.Marshal(data)
+		raw, err := marshal(data)
 		if err != nil {
 			raw = json.RawMessage(`{}`)
 		}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/federation-gateway/gateway/shared/events"
@@ -84,6 +85,14 @@ func TestEventFrameSize(t *testing.T) {
 	small := events.EventFrame("sub-1", events.Event{ID: "y", Data: json.RawMessage(`{"a":1}`), Position: 10})
 	if !strings.Contains(string(small), `"data":{"a":1}`) || !strings.Contains(string(small), `"position":"0000000000000010"`) {
 		t.Errorf("small frame %s", small)
+	}
+	// What an event's data says reaches the subscriber as it is, not HTML-escaped.
+	lane := events.Derive(events.Change{EventID: "z", Time: time.Now(), Lane: &events.LaneChange{New: &events.Lane{ID: "alpha->beta", From: "alpha", To: "beta", Paused: true}}})
+	if len(lane) != 1 {
+		t.Fatalf("a paused lane made %d events", len(lane))
+	}
+	if b := events.EventFrame("sub-1", lane[0]); !strings.Contains(string(b), `"subject":"alpha->beta"`) || !strings.Contains(string(b), `"lane":"alpha->beta"`) {
+		t.Errorf("lane frame %s", b)
 	}
 }
 

@@ -91,8 +91,9 @@ func run(ctx context.Context, url string, token func(context.Context) (string, e
 
 func show(e events.Event, asJSON bool) {
 	if asJSON {
-		b, _ := json.Marshal(e)
-		fmt.Println(string(b))
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(e)
 		return
 	}
 	data := string(e.Data)
