@@ -60,6 +60,19 @@ func DynamoDB(t testing.TB) *dynamodb.Client {
 // the keys, indexes, stream and TTL of template.yaml's directory table, and returns its name.
 func Table(t testing.TB) string {
 	t.Helper()
+	return createTable(t, Engine(t))
+}
+
+// StreamedTable creates a table as Table does, always in the local endpoint's emulator
+// (kumo), with its stream, for the tests that read the stream; it returns the table's name
+// and a client of it. The moto pass's tables have no stream (see Table).
+func StreamedTable(t testing.TB) (string, *dynamodb.Client) {
+	t.Helper()
+	return createTable(t, EngineKumo), dynamo.NewClient(AWSConfig(t), true)
+}
+
+func createTable(t testing.TB, engine string) string {
+	t.Helper()
 	tmpl, err := devstack.LoadTemplate(TemplatePath(t), "test", map[string]string{"GatewayConfig": `{"registries":[]}`})
 	if err != nil {
 		t.Fatalf("load template: %v", err)
@@ -69,7 +82,8 @@ func Table(t testing.TB) string {
 	}
 	table := tmpl.Tables[0]
 	table.Name = fmt.Sprintf("test-%d-%d", time.Now().UnixNano(), seq.Add(1))
-	if Engine(t) == EngineMoto {
+	url := Endpoint(t).URL
+	if engine == EngineMoto {
 		// moto keeps every stream record of a table and copies them all, with the items,
 		// at the start of every transaction (to undo it if it is canceled), so a
 		// transaction costs more with every write the test made before it. The tests that
@@ -77,10 +91,11 @@ func Table(t testing.TB) string {
 		table.Properties = maps.Clone(table.Properties)
 		delete(table.Properties, "StreamSpecification")
 		logMotoErrors(t)
+		url = DynamoDBURL(t)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := devstack.NewCloud(DynamoDBURL(t)).CreateTable(ctx, table); err != nil {
+	if err := devstack.NewCloud(url).CreateTable(ctx, table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	return table.Name

@@ -41,8 +41,8 @@ func decodeAll(t *testing.T, table string) []events.Change {
 // written by the store's own methods, decode into the changes whose events they make.
 func TestDecodeRecord(t *testing.T) {
 	ctx := context.Background()
-	table := localtest.Table(t)
-	s := dynamo.NewStore(localtest.DynamoDB(t), table)
+	table, db := localtest.StreamedTable(t)
+	s := dynamo.NewStore(db, table)
 	now := time.Now().UTC()
 
 	a := federation.Agent{DID: "did:web:a.example", Name: "A", Registry: "alpha", SourceID: "a", Status: federation.StatusActive,
