@@ -31,7 +31,8 @@ func main() {
 	// The connection service's other ports (log, poster, agents) serve subscribe, not
 	// $connect.
 	svc := events.NewService(nil, store, nil, nil, log, 0)
-	lambda.Start(Handler(verifier, svc, nil, log))
+	// The bridge's operators see every event, as they may read any transfer.
+	lambda.Start(Handler(verifier, svc, cfg.Bridge.Operators, log))
 }
 
 // newVerifier builds the verifier the HTTP API's functions build (functions/verify): a

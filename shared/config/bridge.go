@@ -19,7 +19,8 @@ type Bridge struct {
 	Registries map[string]BridgeRegistry `json:"registries,omitempty"`
 	// Lanes maps "from->to" to the lane's limits; a lane not listed does not exist.
 	Lanes map[string]BridgeLane `json:"lanes,omitempty"`
-	// Operators are the identities (verified subjects) that may read any transfer.
+	// Operators are the identities (verified subjects) that may read any transfer and see
+	// every event of the event streams.
 	Operators []string `json:"operators,omitempty"`
 	// DepositWindowHours is how old a deposit may be when it is bridged (default 24).
 	DepositWindowHours int `json:"deposit_window_hours,omitempty"`

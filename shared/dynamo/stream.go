@@ -48,6 +48,12 @@ func DecodeRecord(r lambdaevents.DynamoDBEventRecord) (events.Change, error) {
 		id := pk[strings.LastIndex(pk, "#")+1:]
 		msg := func(it map[string]types.AttributeValue) events.Message { return messageFrom(id, it) }
 		c.Message = &events.MessageChange{Old: ifItem(old, msg), New: ifItem(neu, msg)}
+	case strings.HasPrefix(pk, transferPrefix) && sk == skState:
+		c.Transfer = &events.TransferChange{Old: ifItem(old, transferEvent), New: ifItem(neu, transferEvent)}
+	case strings.HasPrefix(pk, lanePrefix) && sk == skState:
+		c.Lane = &events.LaneChange{Old: ifItem(old, laneEvent), New: ifItem(neu, laneEvent)}
+	case strings.HasPrefix(pk, bookPrefix) && sk == skState:
+		c.Book = &events.BookChange{Old: ifItem(old, bookEvent), New: ifItem(neu, bookEvent)}
 	case pk == pkConn && neu != nil && str(neu, "sub_state") == events.SubPending:
 		c.Subscription = &events.SubscriptionChange{Connection: sk, Subscription: str(neu, "sub_id")}
 	}
@@ -58,6 +64,36 @@ func DecodeRecord(r lambdaevents.DynamoDBEventRecord) (events.Change, error) {
 func messageFrom(id string, it map[string]types.AttributeValue) events.Message {
 	return events.Message{ID: id, From: str(it, "from"), To: str(it, "to"), Status: str(it, "status"),
 		TargetRegistry: str(it, "target_registry"), Reason: str(it, "reason"), Fee: str(it, "fee")}
+}
+
+// transferEvent reads what the events of a bridge transfer tell from its item. Money is
+// the item's own decimal strings, passed on unparsed ("" for none moved yet).
+func transferEvent(it map[string]types.AttributeValue) events.Transfer {
+	t := transferFrom(it)
+	return events.Transfer{ID: t.ID, Status: t.Status, Step: t.Step, From: t.From, To: t.To, Sender: t.Sender,
+		Lane: t.Lane.String(), SourceRegistry: t.Lane.From, TargetRegistry: t.Lane.To,
+		Amount: money(it, "amount"), Fee: money(it, "fee"), Minted: money(it, "minted"), Refunded: money(it, "refunded"), Reason: t.Reason}
+}
+
+// laneEvent reads a bridge lane's switch from its item.
+func laneEvent(it map[string]types.AttributeValue) events.Lane {
+	l := laneFrom(it)
+	return events.Lane{ID: l.ID.String(), From: l.ID.From, To: l.ID.To, Paused: l.Paused}
+}
+
+// bookEvent reads the gateway's liquidity on a registry from its books' item (what is
+// available, as the bridge wrote it).
+func bookEvent(it map[string]types.AttributeValue) events.Book {
+	return events.Book{Registry: str(it, "registry"), Liquidity: str(it, "available"), Low: boolean(it, "low_liquidity")}
+}
+
+// money is an amount of an item as it is stored, a decimal string; "" for zero (nothing
+// moved yet).
+func money(it map[string]types.AttributeValue, name string) string {
+	if s := str(it, name); s != "0" {
+		return s
+	}
+	return ""
 }
 
 // ifItem reads an image with read, nil for no image.

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	lambdaevents "github.com/aws/aws-lambda-go/events"
+	"github.com/shopspring/decimal"
 
 	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/shared/bridge"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/events"
@@ -78,18 +80,42 @@ func TestDecodeRecord(t *testing.T) {
 	if err := s.Subscribe(ctx, "c1", events.Subscription{ID: "sub-1", State: events.SubPending}); err != nil {
 		t.Fatal(err)
 	}
+	// A bridge transfer accepted and verified (a step that also turns alpha's books low),
+	// its lane paused and resumed.
+	lane := bridge.Lane{ID: bridge.LaneID{From: "alpha", To: "beta"}}
+	tr := bridge.Transfer{ID: "br-1", Status: bridge.StatusPending, Step: bridge.StepAccept, From: from, To: to,
+		Lane: lane.ID, Sender: "spiffe://alpha.example/ops-bot", Amount: decimal.RequireFromString("25.5"), CreatedAt: now, UpdatedAt: now}
+	if err := s.Accept(ctx, bridge.Acceptance{Transfer: tr, Lane: lane}); err != nil {
+		t.Fatal(err)
+	}
+	tr.Version, lane.Version = 1, 1
+	tr.Status, tr.Step, tr.Deposited = bridge.StatusVerified, bridge.StepVerify, tr.Amount
+	book := bridge.Book{Registry: "alpha", Seeded: decimal.RequireFromString("900"), LowLiquidity: true, UpdatedAt: now}
+	if err := s.Commit(ctx, bridge.Change{Transfer: tr, Books: []bridge.Book{book}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, paused := range []bool{true, false} {
+		lane.Paused = paused
+		if err := s.PutLane(ctx, lane, nil); err != nil {
+			t.Fatal(err)
+		}
+		lane.Version++
+	}
 
 	var got []string
 	var subs []events.SubscriptionChange
-	var msg events.Event
+	var msg, transfer events.Event
 	for _, c := range decodeAll(t, table) {
 		if c.EventID == "" || c.Seq == "" || c.Time.IsZero() {
 			t.Errorf("change %+v has no record identity", c)
 		}
 		for _, e := range events.Derive(c) {
 			got = append(got, e.Type+" "+e.Subject)
-			if e.Type == events.MessageDelivered {
+			switch e.Type {
+			case events.MessageDelivered:
 				msg = e
+			case events.BridgePrefix + bridge.StatusVerified:
+				transfer = e
 			}
 		}
 		if c.Subscription != nil {
@@ -100,12 +126,17 @@ func TestDecodeRecord(t *testing.T) {
 		"agent.added did:web:a.example", "agent.changed did:web:a.example", "agent.stale did:web:a.example",
 		"registry.unhealthy beta", "registry.healthy beta",
 		"message.delivered m-1",
+		"bridge.pending br-1", "bridge.verified br-1", "lane.low_liquidity alpha", "lane.paused alpha->beta", "lane.resumed alpha->beta",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("events\n got %v\nwant %v", got, want)
 	}
 	if !slices.Equal(msg.Audience.Parties, []string{from, to}) || !strings.Contains(string(msg.Data), `"target_registry":"beta"`) {
 		t.Errorf("message event %+v %s", msg.Audience, msg.Data)
+	}
+	if !slices.Equal(transfer.Audience.Parties, []string{from, to, tr.Sender}) || transfer.Audience.Transfer != "br-1" ||
+		!strings.Contains(string(transfer.Data), `"amount":"25.5"`) || !strings.Contains(string(transfer.Data), `"lane":"alpha->beta"`) {
+		t.Errorf("transfer event %+v %s", transfer.Audience, transfer.Data)
 	}
 	if len(subs) != 1 || subs[0] != (events.SubscriptionChange{Connection: "c1", Subscription: "sub-1"}) {
 		t.Errorf("subscriptions %+v", subs)
@@ -139,6 +170,9 @@ func FuzzDecodeRecord(f *testing.F) {
 		`{"eventID":"e3","eventName":"MODIFY","dynamodb":{"Keys":{"PK":{"S":"MSG#ab#m1"},"SK":{"S":"DELIVERY"}},"OldImage":{"status":{"S":"pending"}},"NewImage":{"status":{"S":"delivered"},"from":{"S":"did:a"},"to":{"S":"did:b"}},"SequenceNumber":"3"}}`,
 		`{"eventID":"e4","eventName":"MODIFY","dynamodb":{"Keys":{"PK":{"S":"CONN"},"SK":{"S":"c1"}},"NewImage":{"sub_state":{"S":"pending"},"sub_id":{"S":"s"}},"SequenceNumber":"4"}}`,
 		`{"eventID":"e5","eventName":"REMOVE","dynamodb":{"Keys":{"PK":{"S":"AGENT#x"},"SK":{"S":"ROUTE"}},"OldImage":{"status":{"S":"gone"},"skills":{"S":"{"}}}}`,
+		`{"eventID":"e7","eventName":"MODIFY","dynamodb":{"Keys":{"PK":{"S":"BRIDGE#br-1"},"SK":{"S":"STATE"}},"OldImage":{"status":{"S":"pending"}},"NewImage":{"transfer_id":{"S":"br-1"},"status":{"S":"verified"},"from":{"S":"did:a"},"to":{"S":"did:b"},"amount":{"S":"1e99999"},"steps":{"S":"[{"}},"SequenceNumber":"7"}}`,
+		`{"eventID":"e8","eventName":"MODIFY","dynamodb":{"Keys":{"PK":{"S":"LANE#a->b"},"SK":{"S":"STATE"}},"OldImage":{"paused":{"BOOL":false}},"NewImage":{"source_registry":{"S":"a"},"target_registry":{"S":"b"},"paused":{"BOOL":true}},"SequenceNumber":"8"}}`,
+		`{"eventID":"e9","eventName":"MODIFY","dynamodb":{"Keys":{"PK":{"S":"BOOK#a"},"SK":{"S":"STATE"}},"NewImage":{"registry":{"S":"a"},"available":{"S":"12.5"},"low_liquidity":{"BOOL":true}},"SequenceNumber":"9"}}`,
 		`{"eventID":"e6","dynamodb":{"Keys":{"PK":{"S":"AGENT#x"},"SK":{"S":"ROUTE"}},"NewImage":{"n":{"NS":["1"]},"b":{"B":"AAE="},"m":{"M":{"x":{"NULL":true}}},"bs":{"BS":["AA=="]}}}}`,
 	} {
 		f.Add([]byte(s))

@@ -87,7 +87,6 @@ type BookChange struct{ Old, New *Book }
 type Book struct {
 	Registry  string `json:"registry"`
 	Liquidity string `json:"liquidity"`
-	Threshold string `json:"threshold,omitempty"`
 	Low       bool   `json:"low_liquidity"`
 }
 
