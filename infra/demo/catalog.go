@@ -90,6 +90,10 @@ var catalog = []agentSpec{
 		tags: []string{"text", "echo"}, registries: []string{Beta}, inactive: true},
 }
 
+// DIDKey derives an Ed25519 key from name and returns it with its did:key: an identity
+// beside the demo agents' (an operator's, in tests), as public as theirs.
+func DIDKey(name string) (string, ed25519.PrivateKey) { return didKey(name) }
+
 // didKey derives an Ed25519 key from name and returns it with its did:key (multicodec
 // 0xed01, base58btc). The key is derived from a public name, so anyone can compute it:
 // it identifies a demo agent, it protects nothing.

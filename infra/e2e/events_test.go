@@ -20,11 +20,13 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/shopspring/decimal"
 
 	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/infra/devstack"
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/infra/subscriber"
+	"github.com/federation-gateway/gateway/shared/bridge"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/events"
@@ -40,11 +42,12 @@ import (
 // eventsGateway is the stack the tests of this file share: building and starting it is
 // the slow part. The tests change the connection limits, so they do not run in parallel.
 type eventsGateway struct {
-	stack *devstack.Stack
-	store *dynamo.Store
-	fed   *demo.Federation
-	seq   int
-	mu    sync.Mutex
+	stack    *devstack.Stack
+	store    *dynamo.Store
+	fed      *demo.Federation
+	operator *demo.Agent // an identity the configuration names in bridge.operators
+	seq      int
+	mu       sync.Mutex
 }
 
 var sharedEventsGateway = sync.OnceValues(func() (*eventsGateway, error) {
@@ -65,8 +68,17 @@ var sharedEventsGateway = sync.OnceValues(func() (*eventsGateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The demo's configuration, with an operator.
+	operator := &demo.Agent{HumanReadableID: "events-e2e/operator"}
+	operator.DID, operator.Key = demo.DIDKey(operator.HumanReadableID)
+	var doc map[string]any
+	if err := json.Unmarshal(fed.Config(), &doc); err != nil {
+		return nil, err
+	}
+	doc["bridge"].(map[string]any)["operators"] = []string{operator.DID}
+	raw, _ := json.Marshal(doc)
 	cfg := filepath.Join(dir, "config.json")
-	if err := os.WriteFile(cfg, fed.Config(), 0o600); err != nil {
+	if err := os.WriteFile(cfg, raw, 0o600); err != nil {
 		return nil, err
 	}
 	root, _ := os.Getwd()
@@ -75,7 +87,8 @@ var sharedEventsGateway = sync.OnceValues(func() (*eventsGateway, error) {
 		Template: filepath.Join(root, "template.yaml"), Config: cfg, StackName: "events-e2e",
 		EndpointAddr: "127.0.0.1:0", APIAddr: apiAddr, WebSocketAddr: "127.0.0.1:0", Log: io.Discard, QuietFunctions: true,
 		Functions: []string{"WsConnectFunction", "WsDisconnectFunction", "WsMessageFunction", "EventsFunction",
-			"SyncFunction", "RouteFunction"},
+			"SyncFunction", "RouteFunction", "BridgeFunction", "BridgeTaskFunction", "OperatorFunction"},
+		Secrets:    fed.Secrets("local"),
 		BuildDir:   filepath.Join(os.TempDir(), "events-e2e-build"),
 		StreamPoll: 50 * time.Millisecond,
 		// The tests sync when they mean to.
@@ -85,8 +98,18 @@ var sharedEventsGateway = sync.OnceValues(func() (*eventsGateway, error) {
 		fed.Close()
 		return nil, err
 	}
+	// The demo token services hold the gateway's initial liquidity: an operator records it
+	// in the books, as make run does.
+	for _, r := range fed.Registries() {
+		seed := fmt.Sprintf(`{"action":"seed","registry":%q,"request_id":"events-e2e-seed-%s","operator":"events-e2e","reason":"the demo's initial liquidity"}`, r.ID, r.ID)
+		if _, err := s.Invoke(ctx, "OperatorFunction", []byte(seed)); err != nil {
+			s.Close()
+			fed.Close()
+			return nil, fmt.Errorf("seed the bridge's books: %w", err)
+		}
+	}
 	store := dynamo.NewStore(dynamo.NewClient(devstack.LocalAWSConfig(s.EndpointURL), true), s.Template.Tables[0].Name)
-	return &eventsGateway{stack: s, store: store, fed: fed}, nil
+	return &eventsGateway{stack: s, store: store, fed: fed, operator: operator}, nil
 })
 
 func gateway(t *testing.T) *eventsGateway {
@@ -141,6 +164,32 @@ func (g *eventsGateway) agentEvent(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return did
+}
+
+// transferEvent makes a bridge.pending event: a transfer from one DID to another is
+// accepted, as the bridge records it (the sender asked for it with its own credential), on
+// a lane of its own, so the bridge's lanes stay as they were.
+func (g *eventsGateway) transferEvent(t *testing.T, from, to string) string {
+	t.Helper()
+	id := fmt.Sprint("br-events-", time.Now().UnixNano())
+	lane := bridge.Lane{ID: bridge.LaneID{From: "alpha", To: id}}
+	tr := bridge.Transfer{ID: id, Status: bridge.StatusPending, Step: bridge.StepAccept, From: from, To: to, Lane: lane.ID,
+		Sender: from, Amount: decimal.RequireFromString("5"), CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := g.store.Accept(context.Background(), bridge.Acceptance{Transfer: tr, Lane: lane}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// laneEvent makes a lane.paused event: an operator pauses a lane (one of its own, so the
+// bridge's lanes stay open).
+func (g *eventsGateway) laneEvent(t *testing.T) string {
+	t.Helper()
+	l := bridge.Lane{ID: bridge.LaneID{From: fmt.Sprint("x", time.Now().UnixNano()), To: "y"}, Paused: true}
+	if err := g.store.PutLane(context.Background(), l, nil); err != nil {
+		t.Fatal(err)
+	}
+	return l.ID.String()
 }
 
 // messageEvent makes a message.delivered event: a message from one DID to another is
@@ -235,32 +284,38 @@ func (w *watcher) waitFor(t *testing.T, subject string) {
 	t.Fatalf("no event of %s arrived; received %v", subject, w.subjects())
 }
 
-// Directory and registry events go to every subscriber; a message's events to its sender
-// and target only. Events arrive in log order, so once a later public event has arrived,
-// an earlier event a subscriber was due would have arrived too.
+// Directory, registry and lane events go to every subscriber; a message's events to its
+// sender and target only, a bridge transfer's to its parties only; operators see them all.
+// Events arrive in log order, so once a later public event has arrived, an earlier event a
+// subscriber was due would have arrived too.
 func TestEventsAuthorization(t *testing.T) {
 	g := gateway(t)
 	sender, target, stranger := g.agent(t, "acme/weather-bot"), g.agent(t, "polyglot/translator"), g.agent(t, "numerix/calculator")
 	ws := g.watch(t, sender, subscriber.Options{})
 	wt := g.watch(t, target, subscriber.Options{})
 	wx := g.watch(t, stranger, subscriber.Options{})
+	wo := g.watch(t, g.operator, subscriber.Options{})
 	wr := g.watch(t, sender, subscriber.Options{Subprotocol: true, Filter: events.Filter{Types: []string{"registry.*"}}})
 
 	agent := g.agentEvent(t)
 	msg := g.messageEvent(t, sender.DID, target.DID)
+	transfer := g.transferEvent(t, sender.DID, target.DID)
+	lane := g.laneEvent(t)
 	reg := g.registryEvent(t)
+	everything := []string{"agent.added " + agent, "message.delivered " + msg, "bridge.pending " + transfer, "lane.paused " + lane, "registry.unhealthy " + reg}
 	for _, tt := range []struct {
 		name string
 		w    *watcher
 		want []string
 	}{
-		{"the sender", ws, []string{"agent.added " + agent, "message.delivered " + msg, "registry.unhealthy " + reg}},
-		{"the target", wt, []string{"agent.added " + agent, "message.delivered " + msg, "registry.unhealthy " + reg}},
-		{"a stranger", wx, []string{"agent.added " + agent, "registry.unhealthy " + reg}},
+		{"the sender", ws, everything},
+		{"the target", wt, everything},
+		{"an operator", wo, everything},
+		{"a stranger", wx, []string{"agent.added " + agent, "lane.paused " + lane, "registry.unhealthy " + reg}},
 		{"a registry.* subscription (by subprotocol credential)", wr, []string{"registry.unhealthy " + reg}},
 	} {
 		tt.w.waitFor(t, reg)
-		if got := tt.w.typesOf(agent, msg, reg); !slices.Equal(got, tt.want) {
+		if got := tt.w.typesOf(agent, msg, transfer, lane, reg); !slices.Equal(got, tt.want) {
 			t.Errorf("%s received %v, want %v", tt.name, got, tt.want)
 		}
 	}
@@ -498,9 +553,10 @@ func TestEventsRetriedBatch(t *testing.T) {
 }
 
 // The README's demo, with the real functions: a subscriber with a demo agent's
-// credential sees a registry stopped and started (as the sync finds it) and its own
-// message routed, in order, and not another agent's message. How long each event took
-// after its action is logged: the benchmark's events section measures it.
+// credential sees a registry stopped and started (as the sync finds it), its own message
+// routed and its own bridge transfer step by step to completed (the real saga on the
+// local Step Functions), in order, and not another agent's message or transfer. How long
+// each event took after its action is logged: the benchmark's events section measures it.
 func TestEventsDemo(t *testing.T) {
 	g := gateway(t)
 	ctx := context.Background()
@@ -512,8 +568,9 @@ func TestEventsDemo(t *testing.T) {
 		}
 	}
 	sync() // the directory the routes need; its agent.added events come before the subscriptions
-	ws := g.watch(t, sender, subscriber.Options{Filter: events.Filter{Types: []string{"registry.*", "message.*"}}})
-	wo := g.watch(t, other, subscriber.Options{Filter: events.Filter{Types: []string{"registry.*", "message.*"}}})
+	demoTypes := events.Filter{Types: []string{"registry.*", "message.*", "bridge.*"}}
+	ws := g.watch(t, sender, subscriber.Options{Filter: demoTypes})
+	wo := g.watch(t, other, subscriber.Options{Filter: demoTypes})
 
 	route := func(from *demo.Agent, id string) {
 		t.Helper()
@@ -530,6 +587,32 @@ func TestEventsDemo(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			t.Fatalf("route %s: %d %s", id, resp.StatusCode, raw)
+		}
+	}
+	// bridgeTo deposits amount to the gateway's account on alpha's token service as the
+	// agent; it returns the transfer's ID and the request that asks the gateway to bridge
+	// the deposit to the receiver.
+	bridgeTo := func(from *demo.Agent, to, amount string) (string, func()) {
+		tx, err := g.fed.TEG("alpha").Deposit(g.fed.TEGURL("alpha"), from.DID, demo.GatewayAccount, amount, "to bridge")
+		if err != nil {
+			t.Fatalf("deposit: %v", err)
+		}
+		id := bridge.TransferID(bridge.Deposit{Registry: "alpha", TransactionID: tx.TransactionID})
+		return id, func() {
+			tok, _ := token(from)(ctx)
+			body := fmt.Sprintf(`{"from":%q,"to":%q,"amount":%q,"deposit":{"registry":"alpha","transaction_id":%q}}`, from.DID, to, amount, tx.TransactionID)
+			req, _ := http.NewRequest(http.MethodPost, g.stack.APIURL+"/api/v1/bridge", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("bridge %s: %d %s", id, resp.StatusCode, raw)
+			}
 		}
 	}
 	// timed acts, then waits for the nth event about subject.
@@ -556,19 +639,28 @@ func TestEventsDemo(t *testing.T) {
 	timed(ws, "alpha", 2, "alpha started, synced", sync)
 	id := fmt.Sprint("demo-", time.Now().UnixNano())
 	timed(ws, id, 1, "a message routed", func() { route(sender, id) })
+	transfer, ask := bridgeTo(sender, "did:agentvault:textkit/mirror", "25.0")
+	timed(ws, transfer, 5, "a bridge transfer, pending to completed", ask)
 	otherID := id + "-other"
 	route(other, otherID)
 	wo.waitFor(t, otherID)
+	theirs, ask := bridgeTo(other, "did:agentvault:textkit/mirror", "3.0")
+	ask()
+	wo.waitFor(t, theirs)
 	last := g.registryEvent(t) // after everything: once it is in, everything before is
 	ws.waitFor(t, last)
 	wo.waitFor(t, last)
 
-	got := ws.typesOf("alpha", id, otherID)
-	if want := []string{"registry.unhealthy alpha", "registry.healthy alpha", "message.delivered " + id}; !slices.Equal(got, want) {
+	got := ws.typesOf("alpha", id, otherID, transfer, theirs)
+	want := []string{"registry.unhealthy alpha", "registry.healthy alpha", "message.delivered " + id}
+	for _, status := range []string{"pending", "verified", "reserved", "minted", "completed"} {
+		want = append(want, "bridge."+status+" "+transfer)
+	}
+	if !slices.Equal(got, want) {
 		t.Errorf("the sender saw %v, want %v", got, want)
 	}
-	if got := wo.typesOf(id); len(got) != 0 {
-		t.Errorf("another agent saw the sender's message: %v", got)
+	if got := wo.typesOf(id, transfer); len(got) != 0 {
+		t.Errorf("another agent saw the sender's message or transfer: %v", got)
 	}
 }
 
