@@ -24,8 +24,15 @@ import (
 // emulator apply it, reads them again, and for each item that changed it sets the old item
 // back with a BatchWriteItem (which the emulator does not stream) and writes the new one
 // with PutItem or DeleteItem, which the emulator streams with the right old and new
-// images. Every other DynamoDB request waits while it does, so none sees the old item set
+// images. Every other write waits while it does, so none is applied to an old item set
 // back.
+//
+// Reads do not wait: streaming a transaction of a hundred items takes some two hundred
+// calls to the emulator, and holding reads for that long made discovery time out while
+// the events function appended a sync's events. So a read made while a transaction is
+// streamed may see one of its items as it was before the transaction even after seeing it
+// as after. Only that transaction's items can flicker so, and only until its writer has
+// its answer: DynamoDB would show such a reader either state, but not both in turn.
 //
 // What stays different from DynamoDB: BatchWriteItem's writes are still not streamed
 // (doing the same for them tripled the cost of the sync's index writes; no item that
@@ -36,7 +43,7 @@ type streamWrites struct {
 	emulator string // kumo's URL
 	client   *http.Client
 
-	mu     sync.RWMutex // held for writing around a streamed write, for reading around every other request
+	mu     sync.RWMutex // held for writing around a streamed transaction, for reading around other writes and stream reads
 	schema sync.Map     // table name -> *tableSchema
 	// describe is held around every DescribeTable the emulator serves, the endpoint's
 	// callers' and streamWrites' own: kumo v0.33.1 sets the table's item count under a
@@ -53,6 +60,10 @@ type tableSchema struct {
 func newStreamWrites(emulator string) *streamWrites {
 	return &streamWrites{emulator: emulator, client: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16}}}
 }
+
+// reads are the DynamoDB operations that write nothing.
+var reads = map[string]bool{"GetItem": true, "BatchGetItem": true, "Query": true, "Scan": true, "TransactGetItems": true,
+	"DescribeTable": true, "ListTables": true, "DescribeTimeToLive": true, "DescribeContinuousBackups": true, "ListTagsOfResource": true}
 
 const (
 	dynamoTarget  = "DynamoDB_20120810."
@@ -79,6 +90,10 @@ func (s *streamWrites) wrap(next http.Handler) http.Handler {
 		if op == "DescribeTable" {
 			s.describe.Lock()
 			defer s.describe.Unlock()
+		}
+		if reads[op] {
+			next.ServeHTTP(w, r) // see "Reads do not wait" above
+			return
 		}
 		if op != "TransactWriteItems" {
 			s.mu.RLock()
@@ -136,26 +151,39 @@ func (s *streamWrites) serveStreamed(w http.ResponseWriter, r *http.Request, nex
 	if err != nil {
 		return
 	}
-	for i, k := range keys {
-		neu := now[i]
-		if sameItem(old[i], neu) {
-			continue
+	// Set the old items back unseen by the stream (BatchWriteItem, 25 writes a call), then
+	// write the new ones seen, one by one in the transaction's order.
+	var changed []int
+	for i := range keys {
+		if !sameItem(old[i], now[i]) {
+			changed = append(changed, i)
 		}
-		// Set the old item back unseen by the stream, then write the new one seen.
-		restore := map[string]any{"DeleteRequest": map[string]any{"Key": k.key}}
-		if old[i] != nil {
-			restore = map[string]any{"PutRequest": map[string]any{"Item": old[i]}}
+	}
+	for start := 0; start < len(changed); start += maxBatchWrite {
+		chunk := changed[start:min(start+maxBatchWrite, len(changed))]
+		restores := map[string][]any{}
+		for _, i := range chunk {
+			restore := map[string]any{"DeleteRequest": map[string]any{"Key": keys[i].key}}
+			if old[i] != nil {
+				restore = map[string]any{"PutRequest": map[string]any{"Item": old[i]}}
+			}
+			restores[keys[i].table] = append(restores[keys[i].table], restore)
 		}
-		if err := s.call(ctx, "BatchWriteItem", map[string]any{"RequestItems": map[string]any{k.table: []any{restore}}}, nil); err != nil {
-			continue
+		if err := s.call(ctx, "BatchWriteItem", map[string]any{"RequestItems": restores}, nil); err != nil {
+			continue // the table keeps the transaction's writes, unstreamed
 		}
-		if neu == nil {
-			_ = s.call(ctx, "DeleteItem", map[string]any{"TableName": k.table, "Key": k.key}, nil)
-		} else {
-			_ = s.call(ctx, "PutItem", map[string]any{"TableName": k.table, "Item": neu}, nil)
+		for _, i := range chunk {
+			if now[i] == nil {
+				_ = s.call(ctx, "DeleteItem", map[string]any{"TableName": keys[i].table, "Key": keys[i].key}, nil)
+			} else {
+				_ = s.call(ctx, "PutItem", map[string]any{"TableName": keys[i].table, "Item": now[i]}, nil)
+			}
 		}
 	}
 }
+
+// maxBatchWrite is the most writes one BatchWriteItem takes.
+const maxBatchWrite = 25
 
 // writtenKeys returns the items a TransactWriteItems writes in tables with a stream; nil
 // when it cannot tell (the emulator then answers the request alone).
@@ -180,6 +208,7 @@ func (s *streamWrites) writtenKeys(ctx context.Context, op string, body []byte) 
 		}
 	}
 	var keys []itemKey
+	seen := map[string]bool{}
 	for _, p := range writes {
 		sch := s.tableSchema(ctx, p.TableName)
 		if sch == nil || !sch.streamed {
@@ -194,7 +223,14 @@ func (s *streamWrites) writtenKeys(ctx context.Context, op string, body []byte) 
 				}
 			}
 		}
-		if len(k) == len(sch.keys) {
+		if len(k) != len(sch.keys) {
+			continue
+		}
+		// An item named twice (DynamoDB refuses such a transaction; the emulator takes it)
+		// is streamed once.
+		id, _ := json.Marshal([]any{p.TableName, k})
+		if !seen[string(id)] {
+			seen[string(id)] = true
 			keys = append(keys, itemKey{table: p.TableName, key: k})
 		}
 	}

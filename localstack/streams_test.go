@@ -233,3 +233,24 @@ func TestEndpointDescribesTablesConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A transaction of more items than one BatchWriteItem takes streams every one, in the
+// transaction's order.
+func TestEndpointStreamsLargeTransactions(t *testing.T) {
+	ep := start(t)
+	table := fmt.Sprint("stream-large-", time.Now().UnixNano())
+	arn := streamTable(t, ep.URL, table)
+	var puts []any
+	var want []string
+	for i := range 40 {
+		pk := fmt.Sprintf("k%02d", i)
+		puts = append(puts, map[string]any{"Put": map[string]any{"TableName": table, "Item": item(pk, "x", "1")}})
+		want = append(want, "INSERT "+pk+" _->1")
+	}
+	if out := ddb(t, ep.URL, "TransactWriteItems", map[string]any{"TransactItems": puts}); out["error"] != nil {
+		t.Fatalf("transaction: %v", out)
+	}
+	if got := summary(streamRecords(t, ep.URL, arn)); strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("stream:\n got %v\nwant %v", got, want)
+	}
+}
