@@ -113,7 +113,7 @@ func Start(ctx context.Context, opts Options) (_ *Sim, err error) {
 	}
 	s.Stack, err = devstack.Start(ctx, devstack.Options{
 		Template: filepath.Join(opts.Root, "template.yaml"), Config: cfgPath, StackName: "bridgesim",
-		EndpointAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", BuildDir: opts.BuildDir, Log: opts.Log, QuietFunctions: opts.Log == io.Discard,
+		EndpointAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", WebSocketAddr: "127.0.0.1:0", BuildDir: opts.BuildDir, Log: opts.Log, QuietFunctions: opts.Log == io.Discard,
 		Secrets: fed.Secrets("local"),
 		// The schedules (sync, reconcile) run when the sim says so.
 		Functions: []string{"BridgeFunction", "BridgeTaskFunction", "OperatorFunction", "ReconcileFunction", "SyncFunction", "StatusFunction"},

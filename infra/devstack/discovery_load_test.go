@@ -60,7 +60,7 @@ func TestDiscoveryDuringSync(t *testing.T) {
 	root := localtest.RepoRoot(t)
 	s, err := devstack.Start(ctx, devstack.Options{
 		Template: filepath.Join(root, "template.yaml"), Config: cfg, StackName: "discovery-load",
-		EndpointAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Log: io.Discard, Secrets: fed.Secrets("local"),
+		EndpointAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", WebSocketAddr: "127.0.0.1:0", Log: io.Discard, Secrets: fed.Secrets("local"),
 		BuildDir:      filepath.Join(os.TempDir(), "devstack-test-gateway-build"),
 		ScheduleEvery: time.Hour, // the test runs the syncs
 	})

@@ -64,7 +64,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	root := localtest.RepoRoot(t)
 	s, err := devstack.Start(ctx, devstack.Options{
 		Template: filepath.Join(root, "template.yaml"), Config: cfg, StackName: "e2e",
-		EndpointAddr: "127.0.0.1:0", APIAddr: apiAddr, Log: io.Discard, Secrets: fed.Secrets("local"),
+		EndpointAddr: "127.0.0.1:0", APIAddr: apiAddr, WebSocketAddr: "127.0.0.1:0", Log: io.Discard, Secrets: fed.Secrets("local"),
 		BuildDir: filepath.Join(os.TempDir(), "devstack-test-gateway-build"),
 	})
 	if err != nil {

@@ -32,6 +32,7 @@ var probeStack = sync.OnceValues(func() (*devstack.Stack, error) {
 		StackName:      "probe",
 		EndpointAddr:   "127.0.0.1:0",
 		APIAddr:        "127.0.0.1:0",
+		WebSocketAddr:  "127.0.0.1:0",
 		BuildDir:       filepath.Join(os.TempDir(), "devstack-test-build"),
 		Log:            io.Discard,
 		QuietFunctions: true,
@@ -357,7 +358,7 @@ func TestStartFailsClearly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.opts.EndpointAddr, tt.opts.APIAddr, tt.opts.Log = "127.0.0.1:0", "127.0.0.1:0", io.Discard
+			tt.opts.EndpointAddr, tt.opts.APIAddr, tt.opts.WebSocketAddr, tt.opts.Log = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", io.Discard
 			s, err := devstack.Start(context.Background(), tt.opts)
 			if err == nil {
 				s.Close()
@@ -379,13 +380,14 @@ func TestGatewayTemplate(t *testing.T) {
 	}
 	root := localtest.RepoRoot(t)
 	s, err := devstack.Start(context.Background(), devstack.Options{
-		Template:     filepath.Join(root, "template.yaml"),
-		Config:       filepath.Join(root, "infra", "config.local.json"),
-		StackName:    "gateway-test",
-		EndpointAddr: "127.0.0.1:0",
-		APIAddr:      "127.0.0.1:0",
-		BuildDir:     filepath.Join(os.TempDir(), "devstack-test-gateway-build"),
-		Log:          io.Discard,
+		Template:      filepath.Join(root, "template.yaml"),
+		Config:        filepath.Join(root, "infra", "config.local.json"),
+		StackName:     "gateway-test",
+		EndpointAddr:  "127.0.0.1:0",
+		APIAddr:       "127.0.0.1:0",
+		WebSocketAddr: "127.0.0.1:0",
+		BuildDir:      filepath.Join(os.TempDir(), "devstack-test-gateway-build"),
+		Log:           io.Discard,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -256,8 +256,9 @@ func (b *routingBench) setUp(ctx context.Context, tmplPath string) error {
 		Overrides: map[string]string{
 			"ThrottlingRateLimit": fmt.Sprint(raisedRate), "ThrottlingBurstLimit": fmt.Sprint(raisedRate),
 		},
-		EndpointAddr: "127.0.0.1:0",
-		APIAddr:      apiAddr,
+		EndpointAddr:  "127.0.0.1:0",
+		APIAddr:       apiAddr,
+		WebSocketAddr: "127.0.0.1:0",
 		// Not the .build/host of `make run`, whose binaries may be running.
 		BuildDir:       filepath.Join(dir, "host"),
 		Functions:      []string{"SyncFunction", "RouteFunction"},

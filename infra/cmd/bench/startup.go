@@ -72,7 +72,7 @@ func startOnce(ctx context.Context, root, dir string, env []string) (startupRun,
 		return startupRun{}, fmt.Errorf("make devstack: %w", err)
 	}
 	run := exec.Command(filepath.Join(bin, "devstack"), "run", "-config", "infra/config.local.json",
-		"-endpoint", "127.0.0.1:0", "-api", "127.0.0.1:0", "-build-dir", filepath.Join(dir, "host"))
+		"-endpoint", "127.0.0.1:0", "-api", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-build-dir", filepath.Join(dir, "host"))
 	run.Dir = root
 	run.Env = append(env, fmt.Sprintf("DEVSTACK_STARTED=%d", start.UnixNano()))
 	out, err := run.StderrPipe()
