@@ -39,7 +39,8 @@ type Options struct {
 	// Ping is how often to ping (default 4 minutes, well within the 10-minute idle limit).
 	Ping time.Duration
 	// Reconnect makes Run connect again when a connection ends, after a pause that grows
-	// from MinBackoff (default 200 ms) to 10 s while connections keep failing.
+	// from MinBackoff (default 200 ms) to 10 s while connections keep failing (ending
+	// before their subscription went live and brought no event).
 	Reconnect  bool
 	MinBackoff time.Duration
 	// OnEvent receives each event once, in order. An error ends Run with it.
@@ -70,6 +71,8 @@ type Stats struct {
 	Duplicates int
 	// Stale are events of a subscription the subscriber replaced.
 	Stale int
+	// Live are the connections whose subscription went live.
+	Live int
 }
 
 // New returns a Subscriber; Run runs it.
@@ -131,7 +134,7 @@ var ErrRefused = errors.New("refused")
 func (s *Subscriber) Run(ctx context.Context) error {
 	backoff := s.opts.MinBackoff
 	for {
-		start := time.Now()
+		before := s.Stats()
 		err := s.session(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -140,7 +143,10 @@ func (s *Subscriber) Run(ctx context.Context) error {
 			return err
 		}
 		s.state("disconnected: " + err.Error())
-		if time.Since(start) > 10*time.Second {
+		// A connection that went live or brought events did its work, however short it
+		// was (API Gateway ends every connection at its maximum age): connect again after
+		// the shortest pause. Only connections that keep failing back off.
+		if after := s.Stats(); after.Live > before.Live || after.Events > before.Events {
 			backoff = s.opts.MinBackoff
 		}
 		select {
@@ -237,6 +243,7 @@ func (s *Subscriber) session(ctx context.Context) error {
 		case events.KindSubscribed:
 			subscription = f.Subscription
 		case events.KindLive:
+			s.count(func(st *Stats) { st.Live++ })
 			s.state("live")
 		case events.KindError:
 			if f.Action == events.ActionSubscribe {
