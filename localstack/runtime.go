@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,12 +110,13 @@ func (e *Endpoint) Polling(function string) bool { return e.runtime.count(functi
 type runtimeWatch struct {
 	mu      sync.Mutex
 	polls   map[string]int
-	changed chan struct{} // closed and replaced on every change of polls
+	known   map[string]bool // functions kumo's Runtime API has heard of
+	changed chan struct{}   // closed and replaced on every change of polls
 	watcher func(RuntimeEvent)
 }
 
 func newRuntimeWatch() *runtimeWatch {
-	return &runtimeWatch{polls: map[string]int{}, changed: make(chan struct{})}
+	return &runtimeWatch{polls: map[string]int{}, known: map[string]bool{}, changed: make(chan struct{})}
 }
 
 func (rw *runtimeWatch) emit(ev RuntimeEvent) {
@@ -156,6 +158,30 @@ func (rw *runtimeWatch) wait(ctx context.Context, fn string) error {
 	}
 }
 
+// register makes sure kumo knows fn as a function with a Runtime API before a poll of it
+// is counted. kumo learns of a function when a "next" poll reaches it, and until then
+// answers an invocation with a 502 "has no runtime handler" instead of waiting for a
+// process; a poll is counted here before it travels on to kumo, so an invocation made as
+// soon as WaitPolling returned could land in that gap (TestRuntimeRegisteredBeforePollCounted).
+// A result posted for an unknown request ID registers the function too, and does nothing
+// else, so one is posted, synchronously, the first time the function polls.
+func (rw *runtimeWatch) register(fn string, next http.Handler) {
+	rw.mu.Lock()
+	known := rw.known[fn]
+	rw.mu.Unlock()
+	if known {
+		return
+	}
+	probe := httptest.NewRequest(http.MethodPost, "/_runtime/"+fn+"/2018-06-01/runtime/invocation/registration-probe/response", strings.NewReader("{}"))
+	rec := httptest.NewRecorder()
+	next.ServeHTTP(rec, probe)
+	if rec.Code < 300 {
+		rw.mu.Lock()
+		rw.known[fn] = true
+		rw.mu.Unlock()
+	}
+}
+
 // handler serves the Runtime API and the Invoke API through next, watching both, and
 // everything else straight through.
 func (rw *runtimeWatch) handler(next http.Handler) http.Handler {
@@ -178,6 +204,7 @@ func (rw *runtimeWatch) handler(next http.Handler) http.Handler {
 		}
 		switch {
 		case r.Method == http.MethodGet && tail == "2018-06-01/runtime/invocation/next":
+			rw.register(fn, next)
 			rw.addPoll(fn, 1)
 			defer rw.addPoll(fn, -1)
 			rw.emit(RuntimeEvent{Kind: PollStarted, Function: fn, Instance: instance})
