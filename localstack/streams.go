@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -27,12 +29,15 @@ import (
 // images. Every other write waits while it does, so none is applied to an old item set
 // back.
 //
-// Reads do not wait: streaming a transaction of a hundred items takes some two hundred
-// calls to the emulator, and holding reads for that long made discovery time out while
-// the events function appended a sync's events. So a read made while a transaction is
-// streamed may see one of its items as it was before the transaction even after seeing it
-// as after. Only that transaction's items can flicker so, and only until its writer has
-// its answer: DynamoDB would show such a reader either state, but not both in turn.
+// Reads of the partitions a streamed transaction writes wait until it is streamed, and
+// only those: while the old items are set back and the new ones written again, a reader
+// could otherwise see one item of the transaction as after it and then another as before
+// it (the event log's head moved on, the entry it points to not there yet), which
+// DynamoDB never shows once a transaction is committed. Holding every read instead made
+// discovery time out while the events function appended a sync's events: streaming a
+// transaction of a hundred items takes some two hundred calls to the emulator. A GetItem,
+// BatchGetItem, TransactGetItems or a Query of the table itself names its partitions; a
+// Query of an index and a Scan do not wait, and may see such a transaction half applied.
 //
 // What stays different from DynamoDB: BatchWriteItem's writes are still not streamed
 // (doing the same for them tripled the cost of the sync's index writes; no item that
@@ -43,8 +48,9 @@ type streamWrites struct {
 	emulator string // kumo's URL
 	client   *http.Client
 
-	mu     sync.RWMutex // held for writing around a streamed transaction, for reading around other writes and stream reads
-	schema sync.Map     // table name -> *tableSchema
+	mu         sync.RWMutex // held for writing around a streamed transaction, for reading around other writes and stream reads
+	partitions partitionLocks
+	schema     sync.Map // table name -> *tableSchema
 	// describe is held around every DescribeTable the emulator serves, the endpoint's
 	// callers' and streamWrites' own: kumo v0.33.1 sets the table's item count under a
 	// read lock and describes the table after releasing it, so two DescribeTables at once
@@ -55,6 +61,7 @@ type streamWrites struct {
 type tableSchema struct {
 	streamed bool
 	keys     []string
+	hash     string // the partition key's attribute
 }
 
 func newStreamWrites(emulator string) *streamWrites {
@@ -92,7 +99,7 @@ func (s *streamWrites) wrap(next http.Handler) http.Handler {
 			defer s.describe.Unlock()
 		}
 		if reads[op] {
-			next.ServeHTTP(w, r) // see "Reads do not wait" above
+			s.serveRead(w, r, next, op)
 			return
 		}
 		if op != "TransactWriteItems" {
@@ -117,14 +124,21 @@ func (s *streamWrites) wrap(next http.Handler) http.Handler {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k.partition
+		}
+		s.partitions.lock(parts)
+		defer s.partitions.unlock(parts)
 		s.serveStreamed(w, r, next, keys)
 	})
 }
 
 // itemKey is one item a write names, in a table with a stream.
 type itemKey struct {
-	table string
-	key   map[string]json.RawMessage
+	table     string
+	key       map[string]json.RawMessage
+	partition string // partitionID of its partition key
 }
 
 // serveStreamed applies a write and streams its changes.
@@ -231,7 +245,7 @@ func (s *streamWrites) writtenKeys(ctx context.Context, op string, body []byte) 
 		id, _ := json.Marshal([]any{p.TableName, k})
 		if !seen[string(id)] {
 			seen[string(id)] = true
-			keys = append(keys, itemKey{table: p.TableName, key: k})
+			keys = append(keys, itemKey{table: p.TableName, key: k, partition: partitionID(p.TableName, k[sch.hash])})
 		}
 	}
 	return keys
@@ -249,7 +263,7 @@ func (s *streamWrites) tableSchema(ctx context.Context, table string) *tableSche
 	}
 	var out struct {
 		Table struct {
-			KeySchema           []struct{ AttributeName string }
+			KeySchema           []struct{ AttributeName, KeyType string }
 			StreamSpecification *struct{ StreamEnabled bool }
 			LatestStreamArn     string
 		}
@@ -260,6 +274,9 @@ func (s *streamWrites) tableSchema(ctx context.Context, table string) *tableSche
 	sch := &tableSchema{streamed: out.Table.LatestStreamArn != "" || (out.Table.StreamSpecification != nil && out.Table.StreamSpecification.StreamEnabled)}
 	for _, k := range out.Table.KeySchema {
 		sch.keys = append(sch.keys, k.AttributeName)
+		if k.KeyType == "HASH" {
+			sch.hash = k.AttributeName
+		}
 	}
 	s.schema.Store(table, sch)
 	return sch
@@ -343,4 +360,168 @@ func sameItem(a, b json.RawMessage) bool {
 		return false
 	}
 	return reflect.DeepEqual(x, y)
+}
+
+// serveRead serves a read once no streamed transaction writes a partition it names.
+func (s *streamWrites) serveRead(w http.ResponseWriter, r *http.Request, next http.Handler, op string) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "local AWS endpoint: read the request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	parts := s.readPartitions(r.Context(), op, body)
+	s.partitions.rlock(parts)
+	defer s.partitions.runlock(parts)
+	next.ServeHTTP(w, r)
+}
+
+// readPartitions returns the partitions a read names: those of its keys, or of a Query
+// of a table (not of an index) by its partition key; nil for a read that names none.
+func (s *streamWrites) readPartitions(ctx context.Context, op string, body []byte) []string {
+	type get struct {
+		TableName string
+		Key       map[string]json.RawMessage
+	}
+	var gets []get
+	switch op {
+	case "GetItem":
+		var in get
+		if json.Unmarshal(body, &in) == nil {
+			gets = append(gets, in)
+		}
+	case "BatchGetItem":
+		var in struct {
+			RequestItems map[string]struct{ Keys []map[string]json.RawMessage }
+		}
+		if json.Unmarshal(body, &in) == nil {
+			for table, req := range in.RequestItems {
+				for _, k := range req.Keys {
+					gets = append(gets, get{table, k})
+				}
+			}
+		}
+	case "TransactGetItems":
+		var in struct{ TransactItems []struct{ Get *get } }
+		if json.Unmarshal(body, &in) == nil {
+			for _, it := range in.TransactItems {
+				if it.Get != nil {
+					gets = append(gets, *it.Get)
+				}
+			}
+		}
+	case "Query":
+		var in struct {
+			TableName, IndexName, KeyConditionExpression string
+			ExpressionAttributeNames                     map[string]string
+			ExpressionAttributeValues                    map[string]json.RawMessage
+		}
+		if json.Unmarshal(body, &in) != nil || in.IndexName != "" {
+			return nil
+		}
+		sch := s.tableSchema(ctx, in.TableName)
+		if sch == nil || !sch.streamed {
+			return nil
+		}
+		for _, m := range keyCondition.FindAllStringSubmatch(in.KeyConditionExpression, -1) {
+			name := m[1]
+			if alias, ok := in.ExpressionAttributeNames[name]; ok {
+				name = alias
+			}
+			if v, ok := in.ExpressionAttributeValues[m[2]]; ok && name == sch.hash {
+				return []string{partitionID(in.TableName, v)}
+			}
+		}
+		return nil
+	}
+	var parts []string
+	for _, g := range gets {
+		if sch := s.tableSchema(ctx, g.TableName); sch != nil && sch.streamed {
+			if v, ok := g.Key[sch.hash]; ok {
+				parts = append(parts, partitionID(g.TableName, v))
+			}
+		}
+	}
+	return parts
+}
+
+// keyCondition finds the equality conditions of a KeyConditionExpression: name = :value.
+var keyCondition = regexp.MustCompile(`(#?[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)`)
+
+// partitionID names a table's partition by its partition key's value, as JSON whatever its
+// attribute order or spacing.
+func partitionID(table string, value json.RawMessage) string {
+	var v any
+	if json.Unmarshal(value, &v) == nil {
+		value, _ = json.Marshal(v)
+	}
+	return table + "\x00" + string(value)
+}
+
+// partitionLocks are readers-writer locks of partitions: the streamed transaction (one at a
+// time: streamWrites.mu) holds its partitions for writing, reads hold theirs for reading.
+// A writer waiting for readers keeps new readers out of its partitions.
+type partitionLocks struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	readers map[string]int
+	writing map[string]bool
+}
+
+func (p *partitionLocks) init() {
+	if p.cond == nil {
+		p.cond = sync.NewCond(&p.mu)
+		p.readers, p.writing = map[string]int{}, map[string]bool{}
+	}
+}
+
+func (p *partitionLocks) rlock(parts []string) {
+	if len(parts) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.init()
+	for slices.ContainsFunc(parts, func(k string) bool { return p.writing[k] }) {
+		p.cond.Wait()
+	}
+	for _, k := range parts {
+		p.readers[k]++
+	}
+}
+
+func (p *partitionLocks) runlock(parts []string) {
+	if len(parts) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range parts {
+		if p.readers[k]--; p.readers[k] == 0 {
+			delete(p.readers, k)
+		}
+	}
+	p.cond.Broadcast()
+}
+
+func (p *partitionLocks) lock(parts []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.init()
+	for _, k := range parts {
+		p.writing[k] = true
+	}
+	for slices.ContainsFunc(parts, func(k string) bool { return p.readers[k] > 0 }) {
+		p.cond.Wait()
+	}
+}
+
+func (p *partitionLocks) unlock(parts []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range parts {
+		delete(p.writing, k)
+	}
+	p.cond.Broadcast()
 }

@@ -254,3 +254,53 @@ func TestEndpointStreamsLargeTransactions(t *testing.T) {
 		t.Errorf("stream:\n got %v\nwant %v", got, want)
 	}
 }
+
+// Once a reader has seen one item of a transaction as the transaction wrote it, it sees
+// every other item of it so too, as on DynamoDB, while the endpoint streams the
+// transaction's writes: here a head item moves to n in the same transaction that writes
+// entry n, and a reader that reads head n must find entry n.
+func TestEndpointTransactionsAppearAtOnce(t *testing.T) {
+	ep := start(t)
+	table := fmt.Sprint("stream-atomic-", time.Now().UnixNano())
+	streamTable(t, ep.URL, table)
+	stop := make(chan struct{})
+	var seen, missing int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			head := ddb(t, ep.URL, "GetItem", map[string]any{"TableName": table, "Key": item("head"), "ConsistentRead": true})
+			it, _ := head["Item"].(map[string]any)
+			attr, _ := it["n"].(map[string]any)
+			n, _ := attr["S"].(string)
+			if n == "" {
+				continue
+			}
+			seen++
+			entry := ddb(t, ep.URL, "GetItem", map[string]any{"TableName": table, "Key": item("entry-" + n), "ConsistentRead": true})
+			if entry["Item"] == nil {
+				missing++
+			}
+		}
+	}()
+	for i := 1; i <= 150; i++ {
+		out := ddb(t, ep.URL, "TransactWriteItems", map[string]any{"TransactItems": []any{
+			map[string]any{"Put": map[string]any{"TableName": table, "Item": item("head", "n", fmt.Sprint(i))}},
+			map[string]any{"Put": map[string]any{"TableName": table, "Item": item(fmt.Sprint("entry-", i), "x", "1")}},
+		}})
+		if out["error"] != nil {
+			t.Fatalf("transaction %d: %v", i, out)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if seen == 0 || missing > 0 {
+		t.Errorf("the reader saw the head %d times, and %d times the entry it names was missing", seen, missing)
+	}
+}

@@ -281,7 +281,13 @@ func (w *watcher) waitFor(t *testing.T, subject string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("no event of %s arrived; received %v", subject, w.subjects())
+	ended := "still running"
+	select {
+	case err := <-w.done:
+		ended = fmt.Sprintf("ended: %v", err)
+	default:
+	}
+	t.Fatalf("no event of %s arrived (the subscriber is %s); received %v", subject, ended, w.subjects())
 }
 
 // Directory, registry and lane events go to every subscriber; a message's events to its
