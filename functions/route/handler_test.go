@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -43,6 +44,13 @@ func handler(t *testing.T, opts routing.Options) (apigw.LambdaHandler, *demo.Fed
 // rawHandler is handler without the check, for a fuzz target to check per input.
 func rawHandler(t testing.TB, opts routing.Options) (apigw.LambdaHandler, *demo.Federation) {
 	t.Helper()
+	return wire(t, opts, nil)
+}
+
+// wire wires the route function as main does. Its log lines (info and above) go to out,
+// as main's go to stdout; a nil out keeps only errors, and drops them.
+func wire(t testing.TB, opts routing.Options, out io.Writer) (apigw.LambdaHandler, *demo.Federation) {
+	t.Helper()
 	signer, err := delivery.NewSignerFromSeed(strings.Repeat("s", 64))
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +59,9 @@ func rawHandler(t testing.TB, opts routing.Options) (apigw.LambdaHandler, *demo.
 	t.Cleanup(keys.Close)
 	fed, store, _ := localtest.Federation(t, keys.URL)
 	log := logs.New(&bytes.Buffer{}, "error")
+	if out != nil {
+		log = logs.New(out, "info")
+	}
 	verifier, err := identity.NewVerifier(identity.Options{Audience: "federation-gateway", Replay: store.ReplayGuard()})
 	if err != nil {
 		t.Fatal(err)

@@ -198,6 +198,9 @@ func (e executor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.
 	return func(yield func(a2a.Event, error) bool) {
 		out, skill, ok := e.agent.Answer(ec.Message, ec.Metadata)
 		meta := map[string]any{"agent": e.agent.HumanReadableID, "skill": skill.ID}
+		for k, v := range received(ctx, ec.Message) {
+			meta[k] = v
+		}
 		if e.agent.checker != nil {
 			if verdict := e.agent.checker.check(ctx, ec.Message); verdict != "" {
 				meta["gateway_signature"] = verdict
@@ -235,6 +238,25 @@ func (e executor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.
 		done.Metadata = meta
 		yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateCompleted, done), nil)
 	}
+}
+
+// received is what the agent says it received of the trace it was called in: the
+// traceparent of the message's metadata and of the HTTP request, and the message's
+// federation.correlation_id, so that a caller can see a message's correlation reach its
+// target.
+func received(ctx context.Context, msg *a2a.Message) map[string]any {
+	out := map[string]any{}
+	for _, k := range []string{"traceparent", "federation.correlation_id"} {
+		if v, ok := msg.Metadata[k].(string); ok {
+			out["received."+k] = v
+		}
+	}
+	if cc, ok := a2asrv.CallContextFrom(ctx); ok {
+		if v, ok := cc.ServiceParams().Get("traceparent"); ok && len(v) > 0 {
+			out["received.traceparent_header"] = v[0]
+		}
+	}
+	return out
 }
 
 // Cancel has nothing to stop (every answer is immediate), so it only records the state.

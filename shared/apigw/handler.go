@@ -11,6 +11,7 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/core"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
+	"github.com/federation-gateway/gateway/shared/correlation"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/logs"
 )
@@ -19,8 +20,9 @@ import (
 type LambdaHandler func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
 
 // Lambda turns an http.Handler into an HTTP API (payload 2.0) Lambda handler. Every request
-// carries its API Gateway request ID in its context, is logged in one line, and a panic
-// becomes a 500 problem instead of a crashed invocation.
+// carries its API Gateway request ID and its correlation ID (package correlation) in its
+// context, answers the correlation ID in the X-Correlation-ID header, is logged in one
+// line, and a panic becomes a 500 problem instead of a crashed invocation.
 func Lambda(h http.Handler, log *slog.Logger) LambdaHandler {
 	return httpadapter.NewV2(middleware(h, log)).ProxyWithContext
 }
@@ -30,10 +32,15 @@ func middleware(h http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx := r.Context()
+		var requestID string
 		if rc, ok := core.GetAPIGatewayV2ContextFromContext(ctx); ok && rc.RequestID != "" {
-			ctx = logs.WithRequestID(ctx, rc.RequestID)
-			r = r.WithContext(ctx)
+			requestID = rc.RequestID
+			ctx = logs.WithRequestID(ctx, requestID)
 		}
+		id := correlation.New(r.Header.Get(correlation.Header), requestID, correlation.XRayHeader(ctx))
+		ctx = correlation.NewContext(ctx, id)
+		r = r.WithContext(ctx)
+		w.Header().Set(correlation.ResponseHeader, id.Value)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if v := recover(); v != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/federation-gateway/gateway/shared/correlation"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/logs"
 )
@@ -72,12 +73,16 @@ func WriteProblem(w http.ResponseWriter, p Problem) {
 }
 
 // Error answers err as a problem. Internal errors are logged with their cause and shown
-// to the caller only as a generic message with the request ID to quote.
+// to the caller only as a generic message; every problem's instance is the request's
+// correlation ID (the request ID without one), for the caller to quote.
 func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code := federation.ErrorCode(err)
 	status := StatusOf(code)
 	p := NewProblem(status, code, federation.ErrorMessage(err))
-	p.Instance = logs.RequestID(r.Context())
+	p.Instance = correlation.Value(r.Context())
+	if p.Instance == "" {
+		p.Instance = logs.RequestID(r.Context())
+	}
 	if status >= 500 {
 		log.ErrorContext(r.Context(), "request failed", "code", code, "error", err.Error())
 	} else {

@@ -15,6 +15,7 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
 
+	"github.com/federation-gateway/gateway/shared/correlation"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/outbound"
 )
@@ -92,7 +93,9 @@ func New(httpClient *http.Client, signer *Signer, gatewayID string) *Deliverer {
 // repeat), one data part holding the payload (a payload that is not a JSON object is
 // sent as {"value": <payload>}, with federation.payload_wrapped true) or, for m.Parts,
 // the sender's parts as they came (federation.payload_form "parts"), and the Meta*
-// metadata, federation.signature included.
+// metadata, federation.signature included. When ctx carries a correlation (package
+// correlation), the message's metadata and the HTTP request carry its traceparent, and
+// the metadata its correlation ID.
 //
 // The Outcome's summary is {"kind":"message","message_id","context_id","parts":[...],
 // "metadata"} for a message, {"kind":"task","task_id","context_id","state",
@@ -119,7 +122,11 @@ func (d *Deliverer) Deliver(ctx context.Context, endpoint string, m Message) (Ou
 	if len(m.Payload) == 0 {
 		m.Payload = json.RawMessage("null")
 	}
-	msg, err := d.message(m)
+	trace := tracing{}
+	if id, ok := correlation.FromContext(ctx); ok {
+		trace = tracing{correlationID: id.Value, traceparent: id.Traceparent()}
+	}
+	msg, err := d.message(m, trace)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -132,7 +139,7 @@ func (d *Deliverer) Deliver(ctx context.Context, endpoint string, m Message) (Ou
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
-	x := &exchange{}
+	x := &exchange{traceparent: trace.traceparent}
 	ctx = context.WithValue(ctx, exchangeKey{}, x)
 
 	client, err := a2aclient.NewFromEndpoints(ctx,
@@ -150,8 +157,11 @@ func (d *Deliverer) Deliver(ctx context.Context, endpoint string, m Message) (Ou
 	return outcome(res, m.To)
 }
 
+// tracing is what a delivery tells the target of the request it belongs to.
+type tracing struct{ correlationID, traceparent string }
+
 // message builds the A2A message for m, signed.
-func (d *Deliverer) message(m Message) (*a2a.Message, error) {
+func (d *Deliverer) message(m Message, trace tracing) (*a2a.Message, error) {
 	claims, err := ClaimsFor(d.gatewayID, m, d.now())
 	if err != nil {
 		return nil, err
@@ -164,6 +174,9 @@ func (d *Deliverer) message(m Message) (*a2a.Message, error) {
 		MetaMessageID: m.ID, MetaFrom: m.From, MetaTo: m.To,
 		MetaSourceRegistry: m.SourceRegistry, MetaTargetRegistry: m.TargetRegistry,
 		MetaGateway: d.gatewayID, MetaSignature: token,
+	}
+	if trace.correlationID != "" {
+		meta[MetaCorrelationID], meta[MetaTraceparent] = trace.correlationID, trace.traceparent
 	}
 	if claims.VerifiedBy != nil {
 		meta[MetaVerifiedBy] = map[string]any{"method": m.VerifiedBy, "subject": m.Subject}
@@ -290,6 +303,8 @@ func rpcError(head []byte, e *a2a.Error) (int, string) {
 // JSON-RPC client reports only errors, and a caller deserves to hear "HTTP 502" rather
 // than "could not decode".
 type exchange struct {
+	traceparent string // sent as the traceparent header; "" for none
+
 	mu        sync.Mutex
 	responded bool
 	status    int
@@ -313,11 +328,15 @@ type observer struct{ base http.RoundTripper }
 
 // RoundTrip implements http.RoundTripper.
 func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
+	x, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	if x != nil && x.traceparent != "" {
+		req = req.Clone(req.Context()) // a RoundTripper must not change its caller's request
+		req.Header.Set(correlation.Header, x.traceparent)
+	}
 	resp, err := o.base.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	x, _ := req.Context().Value(exchangeKey{}).(*exchange)
 	if x != nil {
 		x.mu.Lock()
 		x.responded, x.status, x.head = true, resp.StatusCode, nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 
+	"github.com/federation-gateway/gateway/shared/correlation"
 	"github.com/federation-gateway/gateway/shared/federation"
 )
 
@@ -31,6 +32,12 @@ const (
 	// MetaSkill names the gateway skill a message to the gateway asks for: route (the
 	// default), discover or broadcast.
 	MetaSkill = "federation.skill"
+	// MetaCorrelationID is the correlation ID of the request that sent the message (see
+	// package correlation): the one in the caller's answer and in the gateway's logs.
+	MetaCorrelationID = correlation.MetaKey
+	// MetaTraceparent is the W3C traceparent of the delivery: the caller's trace when it
+	// sent one, with the gateway's span as parent. The HTTP request carries it too.
+	MetaTraceparent = correlation.Header
 )
 
 // PayloadParts is the value of MetaPayloadForm for a message that carries its sender's

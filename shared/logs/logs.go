@@ -1,5 +1,6 @@
 // Package logs builds the functions' structured logger: JSON lines through log/slog, each
-// carrying the request IDs found in the context it is given.
+// carrying the correlation and request IDs found in the context it is given, so that
+// every line of one request can be found by its correlation ID (package correlation).
 package logs
 
 import (
@@ -9,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/federation-gateway/gateway/shared/correlation"
 )
 
 // New returns a JSON logger writing to w at level ("debug", "info", "warn" or "error";
@@ -35,10 +38,14 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
-// contextHandler adds the request IDs of the record's context to every record.
+// contextHandler adds the correlation and request IDs of the record's context to every
+// record.
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := correlation.Value(ctx); id != "" {
+		r.AddAttrs(slog.String("correlation_id", id))
+	}
 	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
 	}
