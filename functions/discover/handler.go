@@ -11,6 +11,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // Discoverer answers discovery queries; *directory.Discoverer is one.
@@ -47,8 +48,9 @@ type answer struct {
 // silently ignored.
 var known = map[string]bool{"service_type": true, "capability": true, "tag": true, "registry": true, "q": true, "status": true, "limit": true, "cursor": true}
 
-// Handler serves GET /api/v1/discover.
-func Handler(d Discoverer, log *slog.Logger) http.Handler {
+// Handler serves GET /api/v1/discover. Each page is counted: DiscoveryResults,
+// DiscoveryItemsRead, and their ratio DiscoveryItemsReadPerResult, what a result cost.
+func Handler(d Discoverer, log *slog.Logger, m *metrics.Recorder) http.Handler {
 	mux := apigw.NewMux()
 	mux.HandleFunc("GET /api/v1/discover", func(w http.ResponseWriter, r *http.Request) {
 		q, err := parseQuery(r.URL.Query())
@@ -73,6 +75,12 @@ func Handler(d Discoverer, log *slog.Logger) http.Handler {
 			a.NextCursor = &page.NextCursor
 		}
 		log.DebugContext(r.Context(), "discover", "results", a.Count, "items_read", page.ItemsRead)
+		perResult := float64(page.ItemsRead)
+		if a.Count > 0 {
+			perResult /= float64(a.Count)
+		}
+		m.Emit(r.Context(), nil, metrics.Count(metrics.DiscoveryResults, a.Count), metrics.Count(metrics.DiscoveryItemsRead, page.ItemsRead),
+			metrics.Gauge(metrics.DiscoveryItemsReadPerResult, perResult))
 		apigw.JSON(w, http.StatusOK, a)
 	})
 	return mux

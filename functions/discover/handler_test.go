@@ -18,6 +18,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
@@ -50,7 +51,8 @@ func TestHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := logs.New(&bytes.Buffer{}, "debug")
-	h := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(d, log), log))
+	var emitted bytes.Buffer
+	h := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(d, log, metrics.New(&emitted, "test", "discover")), log))
 
 	resp, err := h(ctx, loadEvent(t, "discover.json"))
 	if err != nil || resp.StatusCode != 200 {
@@ -76,6 +78,12 @@ func TestHandler(t *testing.T) {
 	}
 	if !strings.Contains(resp.Body, `"next_cursor":null`) {
 		t.Errorf("the last page must say next_cursor null: %s", resp.Body)
+	}
+	// The page is counted: its results, the items read for them, and the ratio.
+	m, ok := metrics.Parse(bytes.TrimSpace(emitted.Bytes()))
+	if v := m.Values; !ok || v[metrics.DiscoveryResults] != 2 || v[metrics.DiscoveryItemsRead] < 2 ||
+		v[metrics.DiscoveryItemsReadPerResult] != v[metrics.DiscoveryItemsRead]/2 {
+		t.Errorf("discovery metrics: %s", emitted.String())
 	}
 
 	resp, _ = h(ctx, loadEvent(t, "discover-invalid.json"))
@@ -104,7 +112,7 @@ func TestParseQuery(t *testing.T) {
 		ev := loadEvent(t, "discover.json")
 		ev.RawQueryString, ev.QueryStringParameters = tt.query, nil
 		log := logs.New(&bytes.Buffer{}, "error")
-		resp, _ := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(d, log), log))(context.Background(), ev)
+		resp, _ := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(d, log, nil), log))(context.Background(), ev)
 		if tt.mention == "" {
 			if resp.StatusCode != 200 {
 				t.Errorf("%s: %d %s", tt.query, resp.StatusCode, resp.Body)
@@ -129,7 +137,7 @@ func FuzzParseQuery(f *testing.F) {
 		f.Fatal(err)
 	}
 	log := logs.New(&bytes.Buffer{}, "error")
-	checked := apigw.Lambda(Handler(d, log), log)
+	checked := apigw.Lambda(Handler(d, log, nil), log)
 	f.Fuzz(func(t *testing.T, raw string) {
 		h := openapitest.New(t).Lambda(t, checked)
 		ev := events.APIGatewayV2HTTPRequest{Version: "2.0", RawPath: "/api/v1/discover", RawQueryString: raw,

@@ -13,6 +13,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 func main() {
@@ -26,5 +27,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	lambda.Start(apigw.Lambda(Handler(d, log), log))
+	lambda.Start(apigw.Lambda(Handler(d, log, metrics.New(os.Stdout, cfg.Stage, "discover")), log))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/federation-gateway/gateway/shared/apigw/openapitest"
 	"github.com/federation-gateway/gateway/shared/correlation"
+	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/routing"
 )
 
@@ -55,11 +56,12 @@ func TestCorrelation(t *testing.T) {
 	tests := []struct {
 		name, traceparent, requestID, want string
 		unauthenticated                    bool
+		outcome                            string
 	}{
-		{"the caller's trace", "00-" + trace + "-00f067aa0ba902b7-01", "corr-req-1", trace, false},
-		{"no traceparent", "", "corr-req-2", "corr-req-2", false},
-		{"an invalid traceparent", "00-" + trace + "-0000000000000000-01", "corr-req-3", "corr-req-3", false},
-		{"a refused request", "00-" + trace + "-00f067aa0ba902b7-01", "corr-req-4", trace, true},
+		{"the caller's trace", "00-" + trace + "-00f067aa0ba902b7-01", "corr-req-1", trace, false, "delivered"},
+		{"no traceparent", "", "corr-req-2", "corr-req-2", false, "delivered"},
+		{"an invalid traceparent", "00-" + trace + "-0000000000000000-01", "corr-req-3", "corr-req-3", false, "delivered"},
+		{"a refused request", "00-" + trace + "-00f067aa0ba902b7-01", "corr-req-4", trace, true, "unauthorized"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +71,7 @@ func TestCorrelation(t *testing.T) {
 			if !tt.unauthenticated {
 				ev.Headers["authorization"] = "Bearer " + token(t, fed, "acme/weather-bot")
 			} else {
-				delete(ev.Headers, "authorization")
+				ev.Headers["authorization"] = "Bearer not-a-jwt"
 			}
 			if tt.traceparent != "" {
 				ev.Headers["traceparent"] = tt.traceparent
@@ -95,6 +97,24 @@ func TestCorrelation(t *testing.T) {
 				if rec["correlation_id"] != tt.want {
 					t.Errorf("a log line without correlation_id %s: %s", tt.want, line)
 				}
+			}
+			// The message's metrics are among those lines: one routed message, by outcome,
+			// with its latency (and the delivery's part of it when there was one).
+			var routed []metrics.Line
+			for _, line := range lines {
+				if m, ok := metrics.Parse([]byte(line)); ok && m.Values[metrics.RoutedMessages] == 1 {
+					routed = append(routed, m)
+				}
+			}
+			if len(routed) != 1 || routed[0].Dimensions[metrics.DimOutcome] != tt.outcome || routed[0].Values[metrics.RouteLatency] <= 0 {
+				t.Fatalf("routed message metrics %+v, want one with outcome %s", routed, tt.outcome)
+			}
+			m := routed[0].Values
+			if _, ok := m[metrics.RouteDeliveryTime]; ok != !tt.unauthenticated {
+				t.Errorf("delivery time %v for outcome %s", m, tt.outcome)
+			}
+			if gw := m[metrics.RouteGatewayTime]; gw <= 0 || gw > m[metrics.RouteLatency] || (!tt.unauthenticated && gw+m[metrics.RouteDeliveryTime] > m[metrics.RouteLatency]+0.01) {
+				t.Errorf("gateway time %v of %v", gw, m)
 			}
 
 			if tt.unauthenticated {

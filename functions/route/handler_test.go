@@ -24,6 +24,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/routing"
 )
@@ -47,8 +48,8 @@ func rawHandler(t testing.TB, opts routing.Options) (apigw.LambdaHandler, *demo.
 	return wire(t, opts, nil)
 }
 
-// wire wires the route function as main does. Its log lines (info and above) go to out,
-// as main's go to stdout; a nil out keeps only errors, and drops them.
+// wire wires the route function as main does. Its log lines (info and above) and its
+// metrics go to out, as main's go to stdout; a nil out keeps only errors, and drops them.
 func wire(t testing.TB, opts routing.Options, out io.Writer) (apigw.LambdaHandler, *demo.Federation) {
 	t.Helper()
 	signer, err := delivery.NewSignerFromSeed(strings.Repeat("s", 64))
@@ -61,6 +62,7 @@ func wire(t testing.TB, opts routing.Options, out io.Writer) (apigw.LambdaHandle
 	log := logs.New(&bytes.Buffer{}, "error")
 	if out != nil {
 		log = logs.New(out, "info")
+		opts.Metrics = metrics.New(out, "test", "route")
 	}
 	verifier, err := identity.NewVerifier(identity.Options{Audience: "federation-gateway", Replay: store.ReplayGuard()})
 	if err != nil {

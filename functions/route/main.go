@@ -22,6 +22,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
 	"github.com/federation-gateway/gateway/shared/routing"
@@ -78,7 +79,8 @@ func main() {
 	})
 	router, err := routing.New(verifier, store, delivery.ForRouting{D: delivery.New(agents, signer, cfg.Gateway.ID)}, routing.Options{
 		Allow: cfg.Policy.Allow, AgentRate: cfg.Policy.AgentRate, GlobalRate: cfg.Policy.GlobalRate, Fee: cfg.Policy.RoutingFee,
-		Caveat: identity.Caveat,
+		Caveat:  identity.Caveat,
+		Metrics: metrics.New(os.Stdout, cfg.Stage, "route"),
 		Lookup: func(ctx context.Context, did string) (federation.Agent, error) {
 			find, err := lookup()
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
 )
@@ -57,5 +58,5 @@ func main() {
 		}
 		return lines
 	}
-	lambda.Start(Handler(syncer, refresh))
+	lambda.Start(Handler(syncer, refresh, metrics.New(os.Stdout, cfg.Stage, "sync")))
 }

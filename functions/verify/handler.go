@@ -10,6 +10,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // maxBody bounds the request: a credential is a few KiB at most.
@@ -51,7 +52,9 @@ type answer struct {
 // Handler serves POST /api/v1/verify: the credential comes in the body
 // ({"credential":{"type","token"}}, Content-Type application/json) or, when the body is
 // empty, in the Authorization header (Bearer <JWT> or X509-SVID <chain>).
-func Handler(v Verifier, dir Directory, log *slog.Logger) http.Handler {
+// Every verification is counted in Verifications by method and outcome (verified or
+// refused), a refused one by reason too.
+func Handler(v Verifier, dir Directory, log *slog.Logger, m *metrics.Recorder) http.Handler {
 	mux := apigw.NewMux()
 	mux.HandleFunc("POST /api/v1/verify", func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -65,6 +68,8 @@ func Handler(v Verifier, dir Directory, log *slog.Logger) http.Handler {
 		case "":
 		case federation.EUNAUTHORIZED:
 			log.InfoContext(ctx, "verify", "verified", false, "reason", federation.ErrorMessage(err), "cause", err.Error())
+			m.Emit(ctx, []metrics.Dim{{Name: metrics.DimMethod, Value: claimedMethod(cred)}, {Name: metrics.DimOutcome, Value: "refused"},
+				{Name: metrics.DimReason, Value: federation.ErrorMessage(err)}}, metrics.Count(metrics.Verifications, 1))
 			apigw.JSON(w, http.StatusOK, answer{Reason: federation.ErrorMessage(err)})
 			return
 		default:
@@ -85,10 +90,23 @@ func Handler(v Verifier, dir Directory, log *slog.Logger) http.Handler {
 				log.WarnContext(ctx, "verify: agent lookup failed", "subject", id.Subject, "error", err.Error())
 			}
 		}
+		m.Emit(ctx, []metrics.Dim{{Name: metrics.DimMethod, Value: id.Method}, {Name: metrics.DimOutcome, Value: "verified"}},
+			metrics.Count(metrics.Verifications, 1))
 		log.InfoContext(ctx, "verify", "verified", true, "method", id.Method, "subject", id.Subject, "agent", a.Agent != nil)
 		apigw.JSON(w, http.StatusOK, a)
 	})
 	return mux
+}
+
+// claimedMethod is the method a refused credential was presented for: its declared type
+// when it is one the gateway knows (a caller's word, so never used as given), else jwt.
+// The reasons a verification gives are a fixed set of short phrases.
+func claimedMethod(c federation.Credential) string {
+	switch c.Type {
+	case identity.TypeX509SVID, identity.MethodJWTSVID, identity.MethodDIDKey, identity.MethodDIDWeb:
+		return c.Type
+	}
+	return identity.TypeJWT
 }
 
 // readCredential decodes the body's credential or, when the body has none, reads the

@@ -27,6 +27,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // sampleDID signed the token of events/verify.json (Ed25519 key from the SHA-256 of
@@ -179,7 +180,9 @@ func TestHandler(t *testing.T) {
 				tt.edit(&ev)
 				delete(ev.Headers, "content-length")
 			}
-			resp, err := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(tt.v, tt.dir, log), log))(ctx, ev)
+			var emitted bytes.Buffer
+			m := metrics.New(&emitted, "test", "verify")
+			resp, err := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(tt.v, tt.dir, log, m), log))(ctx, ev)
 			if err != nil || resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d: %s %v", resp.StatusCode, tt.status, resp.Body, err)
 			}
@@ -191,6 +194,7 @@ func TestHandler(t *testing.T) {
 					t.Errorf("an internal detail reached the caller: %s", resp.Body)
 				}
 			}
+			checkVerifyMetric(t, resp.StatusCode, resp.Body, emitted.String())
 			if tt.check != nil {
 				var a verifyAnswer
 				if tt.status == 200 {
@@ -219,7 +223,7 @@ func FuzzVerifyBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	log := logs.New(&bytes.Buffer{}, "error")
-	raw := apigw.Lambda(Handler(v, store, log), log)
+	raw := apigw.Lambda(Handler(v, store, log, nil), log)
 	f.Fuzz(func(t *testing.T, body string) {
 		h := openapitest.New(t).Lambda(t, raw)
 		ev := loadEvent(t, "verify.json")
@@ -263,7 +267,7 @@ func TestDIDWebStaysPublicWithPrivateNetworksAllowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := logs.New(&bytes.Buffer{}, "error")
-	h := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(v, store, log), log))
+	h := openapitest.New(t).Lambda(t, apigw.Lambda(Handler(v, store, log, nil), log))
 	_, docsPort, _ := net.SplitHostPort(strings.TrimPrefix(docs.URL, "https://"))
 	_, awsPort, _ := net.SplitHostPort(awsAddr)
 	for _, did := range []string{"did:web:127.0.0.1%3A" + docsPort, "did:web:localhost%3A" + docsPort, "did:web:127.0.0.1%3A" + awsPort, "did:web:localhost%3A" + awsPort} {
@@ -290,5 +294,35 @@ func TestDIDWebStaysPublicWithPrivateNetworksAllowed(t *testing.T) {
 				t.Errorf("a loopback server accepted %d connections", n)
 			}
 		})
+	}
+}
+
+// checkVerifyMetric checks that a verification's answer was counted once, by method,
+// outcome and reason, and that a request that verified nothing was not.
+func checkVerifyMetric(t *testing.T, status int, body, emitted string) {
+	t.Helper()
+	var lines []metrics.Line
+	for _, raw := range strings.Split(emitted, "\n") {
+		if l, ok := metrics.Parse([]byte(raw)); ok {
+			lines = append(lines, l)
+		}
+	}
+	if status != 200 {
+		if len(lines) != 0 {
+			t.Errorf("a %d counted as a verification: %s", status, emitted)
+		}
+		return
+	}
+	var a verifyAnswer
+	_ = json.Unmarshal([]byte(body), &a)
+	if len(lines) != 1 || lines[0].Values[metrics.Verifications] != 1 {
+		t.Fatalf("want one Verifications line: %s", emitted)
+	}
+	d := lines[0].Dimensions
+	switch {
+	case a.Verified && (d[metrics.DimOutcome] != "verified" || d[metrics.DimMethod] != a.Method || d[metrics.DimReason] != ""):
+		t.Errorf("verified by %s, counted %v", a.Method, d)
+	case !a.Verified && (d[metrics.DimOutcome] != "refused" || d[metrics.DimReason] != a.Reason || d[metrics.DimMethod] == ""):
+		t.Errorf("refused for %q, counted %v", a.Reason, d)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
 )
 
@@ -27,7 +28,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "invalid configuration:", err)
 		os.Exit(1)
 	}
-	lambda.Start(apigw.Lambda(Handler(v, store, log), log))
+	lambda.Start(apigw.Lambda(Handler(v, store, log, metrics.New(os.Stdout, cfg.Stage, "verify")), log))
 }
 
 // newVerifier builds the verifier of cfg over store. A did:web is resolved under the

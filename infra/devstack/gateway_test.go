@@ -19,6 +19,7 @@ import (
 	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/infra/devstack"
 	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // bearer adds a fresh demo credential to every request, as an agent's client would.
@@ -83,6 +84,10 @@ func TestGatewayEndToEnd(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(raw), `"gateway_signature":"valid"`) {
 		t.Fatalf("route: %d %s", resp.StatusCode, raw)
 	}
+	// Without a traceparent, the correlation ID is the API Gateway request ID.
+	if id := resp.Header.Get("X-Correlation-ID"); id == "" || id != resp.Header.Get("Apigw-Requestid") {
+		t.Errorf("correlation ID %q, request ID %q", id, resp.Header.Get("Apigw-Requestid"))
+	}
 
 	card, err := agentcard.DefaultResolver.Resolve(ctx, s.APIURL)
 	if err != nil {
@@ -107,5 +112,57 @@ func TestGatewayEndToEnd(t *testing.T) {
 	out, _ := json.Marshal(reply)
 	if !strings.Contains(string(out), `delivered`) || !strings.Contains(string(out), `"gateway_signature":"valid"`) {
 		t.Errorf("the gateway's answer: %s", out)
+	}
+
+	// The functions' metrics, read from their output as CloudWatch reads their logs: the
+	// two messages delivered (route and /a2a), and the sync of each registry.
+	var page struct {
+		Namespace string
+		Series    []metrics.Series
+	}
+	read := func() {
+		resp, raw = do(t, "GET", s.APIURL+devstack.MetricsPath+"?format=json", nil, nil)
+		if resp.StatusCode != 200 || json.Unmarshal(raw, &page) != nil || page.Namespace != metrics.Namespace {
+			t.Fatalf("%s: %d %s", devstack.MetricsPath, resp.StatusCode, raw)
+		}
+	}
+	sum := func(metric string, dims map[string]string) (total float64, n int) {
+		for _, s := range page.Series {
+			match := s.Metric == metric && len(s.Dimensions) == len(dims)+1 // and Stage
+			for k, v := range dims {
+				match = match && s.Dimensions[k] == v
+			}
+			if match {
+				total, n = total+s.Sum, n+s.SampleCount
+			}
+		}
+		return total, n
+	}
+	// The lines are read from the functions' output as they come: the last may trail
+	// the answer by a moment.
+	delivered := map[string]string{metrics.DimFunction: "route", metrics.DimOutcome: "delivered"}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		read()
+		if got, _ := sum(metrics.RoutedMessages, delivered); got >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got, _ := sum(metrics.RoutedMessages, delivered); got != 2 {
+		t.Errorf("delivered messages: %v, want 2; %s", got, raw)
+	}
+	if _, n := sum(metrics.RouteDeliveryTime, map[string]string{metrics.DimFunction: "route", metrics.DimOutcome: "delivered"}); n != 2 {
+		t.Errorf("delivery times: %d, want 2", n)
+	}
+	for _, reg := range []string{"alpha", "beta"} {
+		if got, _ := sum(metrics.SyncChanges, map[string]string{metrics.DimFunction: "sync", metrics.DimRegistry: reg}); got < 1 {
+			t.Errorf("changes synced from %s: %v", reg, got)
+		}
+		if got, n := sum(metrics.RegistryHealthy, map[string]string{metrics.DimFunction: "sync", metrics.DimRegistry: reg}); n == 0 || got != float64(n) {
+			t.Errorf("%s healthy %v of %d", reg, got, n)
+		}
+	}
+	if resp, raw := do(t, "GET", s.APIURL+devstack.MetricsPath, nil, nil); resp.StatusCode != 200 ||
+		!strings.Contains(string(raw), "RoutedMessages") || !strings.Contains(string(raw), "Registry=alpha") {
+		t.Errorf("the metrics table: %d %s", resp.StatusCode, raw)
 	}
 }

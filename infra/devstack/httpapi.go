@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/federation-gateway/gateway/shared/apigw"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // maxPayload is API Gateway's limit on a request body.
@@ -123,7 +124,16 @@ func matchPath(route, parts []string) (map[string]string, bool) {
 	return params, len(parts) == len(route)
 }
 
+// MetricsPath is where the local HTTP API shows the functions' metrics: what CloudWatch
+// would make of their Embedded Metric Format lines. Not a route of the template: API
+// Gateway has no such page, CloudWatch's console is that page.
+const MetricsPath = "/_local/metrics"
+
 func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == MetricsPath && r.Method == http.MethodGet {
+		a.serveMetrics(w, r)
+		return
+	}
 	start := time.Now()
 	reqID := newRequestID()
 	w.Header().Set("Apigw-Requestid", reqID)
@@ -179,6 +189,27 @@ func (a *httpAPI) serve(w http.ResponseWriter, r *http.Request, reqID string) (i
 		return problem(w, http.StatusBadGateway, "function_failed", fmt.Sprintf("%s returned a malformed response: %v", route.function, err)), target
 	}
 	return writeResponse(w, resp), target
+}
+
+// serveMetrics answers the metrics as a plain-text table, or as JSON for ?format=json or
+// Accept: application/json. ?function=route keeps one function's.
+func (a *httpAPI) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	series := a.logs.metrics.Snapshot()
+	if fn := r.URL.Query().Get("function"); fn != "" {
+		series = slices.DeleteFunc(series, func(s metrics.Series) bool { return s.Dimensions[metrics.DimFunction] != fn })
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if r.URL.Query().Get("format") == "json" || strings.Contains(r.Header.Get("Accept"), "application/json") {
+		apigw.JSON(w, http.StatusOK, map[string]any{"namespace": metrics.Namespace, "series": series})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "Federation Gateway metrics (namespace %s), from the functions' Embedded Metric Format lines since the stack started\n\n", metrics.Namespace)
+	if len(series) == 0 {
+		fmt.Fprintln(w, "none yet: route a message, or wait for the sync")
+		return
+	}
+	_ = metrics.WriteTable(w, series)
 }
 
 func (a *httpAPI) allowOrigin(origin string) string {

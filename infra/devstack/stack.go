@@ -34,6 +34,7 @@ import (
 
 	"github.com/federation-gateway/gateway/localstack"
 	"github.com/federation-gateway/gateway/shared/config"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // Options says what to run and where.
@@ -103,7 +104,7 @@ type Stack struct {
 // On failure everything started is stopped again.
 func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	opts = withDefaults(opts)
-	logs := &logSink{w: opts.Log, quiet: opts.QuietFunctions}
+	logs := &logSink{w: opts.Log, quiet: opts.QuietFunctions, metrics: metrics.NewAggregator()}
 
 	doc, err := os.ReadFile(opts.Config)
 	if err != nil {
@@ -426,6 +427,10 @@ func (s *Stack) Kill(function string) {
 
 // Endpoint returns the stack's local AWS endpoint.
 func (s *Stack) Endpoint() *localstack.Endpoint { return s.endpoint }
+
+// Metrics returns the functions' metrics so far: their Embedded Metric Format lines,
+// summed by metric and dimensions (what GET /_local/metrics shows).
+func (s *Stack) Metrics() []metrics.Series { return s.logs.metrics.Snapshot() }
 
 // Tail returns the last lines a function printed, from all its instances.
 func (s *Stack) Tail(function string) []string {

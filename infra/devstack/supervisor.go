@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/localstack"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // DefaultConcurrency is how many instances (processes) of a function the dev stack runs at
@@ -367,14 +368,17 @@ func (p *pool) lastWords() string {
 // errCrashed says the process serving an invocation exited before answering.
 var errCrashed = errors.New("the function's process exited before answering")
 
-// logSink writes the dev stack's and the functions' log lines, one writer for all.
+// logSink writes the dev stack's and the functions' log lines, one writer for all, and
+// sums the functions' metrics (their Embedded Metric Format lines) as CloudWatch would.
 type logSink struct {
-	mu    sync.Mutex
-	w     io.Writer
-	quiet bool // drop the functions' own lines (tests)
+	mu      sync.Mutex
+	w       io.Writer
+	quiet   bool // drop the functions' own lines (tests)
+	metrics *metrics.Aggregator
 }
 
 func (l *logSink) function(fn, line string) {
+	l.metrics.Observe([]byte(line))
 	if l.quiet {
 		return
 	}

@@ -98,6 +98,11 @@ type RegistryReport struct {
 	Agents   federation.AgentCounts `json:"agents"`
 	Duration string                 `json:"duration"`
 	NotRun   bool                   `json:"not_run,omitempty"` // the time budget ran out before it
+	// UnhealthySince is when the registry turned unhealthy, while it is: the run that
+	// first found it failing. Absent while it is healthy.
+	UnhealthySince *time.Time `json:"unhealthy_since,omitempty"`
+	// Took is how long its sync took (Duration, as a number).
+	Took time.Duration `json:"-"`
 }
 
 // Run syncs every registry once, within ctx's deadline. Only one run writes at a time: a
@@ -135,7 +140,8 @@ func (s *Syncer) Run(ctx context.Context, holder string) (SyncReport, error) {
 		}
 		start := s.now()
 		err := s.syncRegistry(budget, ctx, run, reg, &rr)
-		rr.Duration = s.now().Sub(start).Round(time.Millisecond).String()
+		rr.Took = s.now().Sub(start)
+		rr.Duration = rr.Took.Round(time.Millisecond).String()
 		rr.OK = err == nil
 		if err != nil {
 			rr.Error = federation.ErrorMessage(err)
@@ -345,6 +351,11 @@ func (r *registrySync) failed(ctx context.Context, fetchErr error) error {
 	r.state.Healthy = false
 	r.state.LastError = federation.ErrorMessage(fetchErr)
 	r.state.ConsecutiveFailures++
+	if r.state.UnhealthySince.IsZero() {
+		r.state.UnhealthySince = r.runAt
+	}
+	since := r.state.UnhealthySince
+	r.rep.UnhealthySince = &since
 	if r.state.ConsecutiveFailures >= r.opts.StaleAfter {
 		for _, rec := range r.sorted() {
 			if rec.Owner && rec.Status == federation.StatusActive {
@@ -485,6 +496,7 @@ func (r *registrySync) succeeded(ctx context.Context, l Listing) error {
 		r.state.LastFullRefresh = r.runAt
 	}
 	r.state.Healthy, r.state.LastError, r.state.ConsecutiveFailures = true, "", 0
+	r.state.UnhealthySince = time.Time{}
 	r.state.LastSync, r.state.Cursor = r.runAt, l.Cursor
 	return r.record(ctx)
 }

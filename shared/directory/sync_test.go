@@ -269,9 +269,17 @@ func TestSyncRegistryFailure(t *testing.T) {
 		t.Errorf("after one failure a1 is %s", s)
 	}
 
+	since := rep.Registries[0].UnhealthySince
+	if since == nil || !states["alpha"].UnhealthySince.Equal(*since) || rep.Registries[1].UnhealthySince != nil {
+		t.Errorf("unhealthy since %v, state %v", since, states["alpha"].UnhealthySince)
+	}
 	rep = f.run(t)
 	if rep.Registries[0].Staled != 1 {
 		t.Errorf("second failure: %+v", rep.Registries[0])
+	}
+	// A second failure leaves the time it turned unhealthy as it was.
+	if again := rep.Registries[0].UnhealthySince; since == nil || again == nil || !again.Equal(*since) {
+		t.Errorf("unhealthy since %v, then %v", since, again)
 	}
 	if s := f.agent(t, "did:agentvault:test/a1").Status; s != federation.StatusStale {
 		t.Errorf("after two failures a1 is %s", s)
@@ -284,9 +292,14 @@ func TestSyncRegistryFailure(t *testing.T) {
 	}
 
 	alpha.fail.Store(false)
-	f.run(t)
+	if rep := f.run(t); rep.Registries[0].UnhealthySince != nil {
+		t.Errorf("healthy again, unhealthy since %v", rep.Registries[0].UnhealthySince)
+	}
 	if s := f.agent(t, "did:agentvault:test/a1").Status; s != federation.StatusActive {
 		t.Errorf("after recovery a1 is %s", s)
+	}
+	if states, _ := f.store.RegistryStates(context.Background(), []string{"alpha"}); !states["alpha"].UnhealthySince.IsZero() {
+		t.Errorf("healthy again, the state says unhealthy since %v", states["alpha"].UnhealthySince)
 	}
 	if got := f.discover(t, directory.Query{Capabilities: []string{"echo"}}); len(got) != 2 {
 		t.Errorf("after recovery: %v", got)

@@ -194,6 +194,9 @@ func registryItem(st federation.RegistryState) map[string]types.AttributeValue {
 	if !st.LastSync.IsZero() {
 		item["last_sync"] = sv(st.LastSync.UTC().Format(time.RFC3339Nano))
 	}
+	if !st.UnhealthySince.IsZero() {
+		item["unhealthy_since"] = sv(st.UnhealthySince.UTC().Format(time.RFC3339Nano))
+	}
 	if st.Skipped > 0 {
 		item["skipped"] = nv(int64(st.Skipped))
 	}
@@ -219,6 +222,9 @@ func registryState(it map[string]types.AttributeValue) federation.RegistryState 
 	}
 	if t, err := time.Parse(time.RFC3339Nano, str(it, "last_sync")); err == nil {
 		st.LastSync = t
+	}
+	if t, err := time.Parse(time.RFC3339Nano, str(it, "unhealthy_since")); err == nil {
+		st.UnhealthySince = t
 	}
 	return st
 }

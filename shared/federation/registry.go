@@ -37,6 +37,9 @@ type RegistryState struct {
 	LastSync            time.Time // last successful sync; zero if there was none
 	LastError           string
 	ConsecutiveFailures int
+	// UnhealthySince is the run that found it failing after it was healthy (or at its
+	// first run); zero while it is healthy.
+	UnhealthySince time.Time
 	// Agents counts the registry's own records by status, as its last run left them.
 	Agents AgentCounts
 	// Skipped and Problems are the last run's warnings: how many entries the registry

@@ -13,6 +13,7 @@ import (
 
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // Broadcast limits.
@@ -152,6 +153,7 @@ func (r *Router) broadcast(ctx context.Context, d Discoverer, req BroadcastReque
 	}
 	res.Recipients = len(targets)
 	if len(allowed) == 0 {
+		r.observeBroadcast(ctx, res)
 		return res, nil
 	}
 	hash, err := contentHash(federation.RouteRequest{From: req.From, To: res.BroadcastID, Payload: req.Payload})
@@ -202,7 +204,15 @@ func (r *Router) broadcast(ctx context.Context, d Discoverer, req BroadcastReque
 	if err := r.store.Complete(context.WithoutCancel(ctx), claim); err != nil {
 		r.log.ErrorContext(ctx, "record a broadcast", "broadcast_id", res.BroadcastID, "error", err.Error())
 	}
+	r.observeBroadcast(ctx, res)
 	return res, nil
+}
+
+// observeBroadcast records a broadcast's fan-out and its deliveries by outcome.
+func (r *Router) observeBroadcast(ctx context.Context, res BroadcastResult) {
+	r.opts.Metrics.Emit(ctx, nil, metrics.Count(metrics.BroadcastRecipients, res.Recipients))
+	r.opts.Metrics.Emit(ctx, []metrics.Dim{{Name: metrics.DimOutcome, Value: OutcomeDelivered}}, metrics.Count(metrics.BroadcastDeliveries, res.Delivered))
+	r.opts.Metrics.Emit(ctx, []metrics.Dim{{Name: metrics.DimOutcome, Value: "failed"}}, metrics.Count(metrics.BroadcastDeliveries, len(res.Failed)))
 }
 
 // recipients are the active agents that match req, but the sender. Errors: EINVALID when

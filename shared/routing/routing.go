@@ -36,6 +36,7 @@ import (
 
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // Limits and defaults.
@@ -184,6 +185,9 @@ type Options struct {
 	// Clock returns the current time, which says the minute the rate limits count in;
 	// nil means time.Now.
 	Clock func() time.Time
+	// Metrics receives one observation per routed message (RoutedMessages and its
+	// latencies, by outcome) and per broadcast; nil records none.
+	Metrics *metrics.Recorder
 }
 
 // DefaultDirectoryCacheTTL is how long a Router reuses a party's directory record: half
@@ -260,7 +264,10 @@ func New(v Verifier, s Store, d Deliverer, opts Options, log *slog.Logger) (*Rou
 // in one read), authorize, and only then admit: one transaction that claims the jti and
 // the message ID, counts the limits and asserts the sender's record, so that nothing is
 // counted for a caller the directory does not hold as an active sender.
-func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred federation.Credential) (federation.RouteResult, error) {
+func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred federation.Credential) (res federation.RouteResult, err error) {
+	start := time.Now()
+	obs := &observation{}
+	defer func() { r.observe(ctx, start, obs, res, err) }()
 	from := req.From
 	if from == "" {
 		req.From = "-" // checked again once the caller is known
@@ -275,7 +282,7 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 	if from == "" {
 		req.From = c.id.Subject
 	}
-	res, err := r.route(ctx, req, c)
+	res, err = r.route(ctx, req, c, obs)
 	if err := r.settle(ctx, c, err); err != nil {
 		return federation.RouteResult{}, err
 	}
@@ -283,7 +290,7 @@ func (r *Router) Route(ctx context.Context, req federation.RouteRequest, cred fe
 }
 
 // route is Route once the caller is verified.
-func (r *Router) route(ctx context.Context, req federation.RouteRequest, c *caller) (federation.RouteResult, error) {
+func (r *Router) route(ctx context.Context, req federation.RouteRequest, c *caller, obs *observation) (federation.RouteResult, error) {
 	sender, target, cached, err := r.parties(ctx, req.From, req.To)
 	if err != nil {
 		return federation.RouteResult{}, err
@@ -329,10 +336,12 @@ func (r *Router) route(ctx context.Context, req federation.RouteRequest, c *call
 
 	dctx, cancel := context.WithTimeout(ctx, r.opts.DeliveryBudget)
 	defer cancel()
+	delivering := time.Now()
 	resp, derr := r.deliverer.Deliver(dctx, target.Endpoint, Message{
 		ID: msgID, From: req.From, To: req.To, SourceRegistry: sender.Registry, TargetRegistry: target.Registry,
 		Payload: req.Payload, Parts: req.Parts, VerifiedBy: c.id,
 	})
+	obs.delivered, obs.delivery = true, time.Since(delivering)
 	claim.TargetRegistry = target.Registry
 	if derr != nil {
 		// The endpoint may have moved: the next message reads the target again.
@@ -682,4 +691,44 @@ func contentHash(req federation.RouteRequest) (string, error) {
 // RetryAfter is the number of seconds until the next minute's limits apply.
 func RetryAfter(now time.Time) int {
 	return int(now.Truncate(time.Minute).Add(time.Minute).Sub(now).Seconds()) + 1
+}
+
+// observation is what a routed message's metrics need of its way through Route.
+type observation struct {
+	delivered bool          // a delivery was attempted
+	delivery  time.Duration // how long it took
+}
+
+// Outcomes of a routed message other than an error code's name (federation's codes:
+// invalid, unauthorized, forbidden, not_found, conflict, too_large, rate_limited,
+// unavailable, internal).
+const (
+	OutcomeDelivered      = "delivered"
+	OutcomeDuplicate      = "duplicate"
+	OutcomeDeliveryFailed = "delivery_failed"
+)
+
+// observe records a routed message's metrics: its outcome, its whole time, and the
+// gateway's and the delivery's parts of it.
+func (r *Router) observe(ctx context.Context, start time.Time, obs *observation, res federation.RouteResult, err error) {
+	if r.opts.Metrics == nil {
+		return
+	}
+	total := time.Since(start)
+	outcome := OutcomeDelivered
+	switch code := federation.ErrorCode(err); {
+	case err == nil && res.Duplicate:
+		outcome = OutcomeDuplicate
+	case err == nil:
+	case obs.delivered && code == federation.EUNAVAILABLE:
+		outcome = OutcomeDeliveryFailed
+	default:
+		outcome = code
+	}
+	values := []metrics.Value{metrics.Count(metrics.RoutedMessages, 1), metrics.Millis(metrics.RouteLatency, total),
+		metrics.Millis(metrics.RouteGatewayTime, total-obs.delivery)}
+	if obs.delivered {
+		values = append(values, metrics.Millis(metrics.RouteDeliveryTime, obs.delivery))
+	}
+	r.opts.Metrics.Emit(ctx, []metrics.Dim{{Name: metrics.DimOutcome, Value: outcome}}, values...)
 }
