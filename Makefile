@@ -13,6 +13,7 @@ STATICCHECK_VERSION := v0.8.2
 CFN_LINT_VERSION    := 1.58.0
 SAM_CLI_VERSION     := 1.170.0
 MOTO_VERSION        := 5.2.5
+CHECKOV_VERSION     := 3.3.30
 
 # The tools live under .tools/; a changed pin installs the new version on the next use.
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
@@ -23,6 +24,10 @@ PY_TOOLS    := $(VENV)/.installed-cfn-lint-$(CFN_LINT_VERSION)-sam-$(SAM_CLI_VER
 # The packages whose tests run on moto too: the store, the directory, routing, identity,
 # the token bridge (its saga's writes), and the engine's own checks.
 MOTO_PKGS   := ./infra/localtest/... ./shared/dynamo/... ./shared/directory/... ./shared/routing/... ./shared/identity/... ./shared/bridge/...
+# checkov, the template's policy check, has a venv of its own: its pins and the SAM CLI's
+# need not agree, and a change of one never reinstalls the other.
+CHECKOV_VENV := $(TOOLS)/checkov-$(CHECKOV_VERSION)
+CHECKOV      := $(CHECKOV_VENV)/.installed
 # sam build copies CodeUri (the whole repository, .tools/ included) per function unless it
 # builds in source; the makefile build only writes to ARTIFACTS_DIR, so in source is safe.
 SAM_BUILD_FLAGS ?= --build-in-source --parallel
@@ -44,7 +49,7 @@ HOSTBUILD  = CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s
 # go list -export compiles packages into the build cache as go build would, without linking.
 HOSTLIST   = CGO_ENABLED=0 $(GO) list -export -tags lambda.norpc -trimpath -f '{{.Export}}'
 
-.PHONY: help run devstack test gotest gotest-moto lint vet staticcheck template-lint build invoke bench clean deploy tools
+.PHONY: help run devstack test gotest gotest-moto lint vet staticcheck template-lint policy-check build invoke bench clean deploy tools
 
 help: ## Show the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -68,7 +73,7 @@ gotest:
 gotest-moto: $(PY_TOOLS) ## The store, directory, routing, identity and bridge tests on moto's DynamoDB.
 	LOCALTEST_DYNAMODB=moto LOCALTEST_MOTO_PYTHON=$(VENV)/bin/python $(GO) test -race -count=1 $(MOTO_PKGS)
 
-lint: vet staticcheck template-lint ## go vet, staticcheck, cfn-lint and sam validate --lint.
+lint: vet staticcheck template-lint policy-check ## go vet, staticcheck, cfn-lint, sam validate --lint and checkov.
 
 vet:
 	$(GO) vet ./...
@@ -81,6 +86,14 @@ staticcheck: $(STATICCHECK)
 template-lint: $(PY_TOOLS)
 	$(CFN_LINT) template.yaml
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template-file template.yaml
+
+# The template's policy check: least-privilege IAM, encryption at rest, log retention,
+# point-in-time recovery. Every rule it waives is waived in the template, on the
+# resource, with the reason (Metadata: checkov: skip:). infra/policy adds the gateway's own
+# rule: checkov's IAM checks do not read the SAM functions' inline policies.
+policy-check: $(CHECKOV)
+	PYTHONDONTWRITEBYTECODE=1 $(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation \
+		--external-checks-dir infra/policy --compact --quiet --skip-download
 
 build: ## Build every function as linux/arm64 bootstrap under .build/lambda/<LogicalId>/.
 	@for fn in $(FUNCTIONS); do \
@@ -142,7 +155,7 @@ deploy: $(PY_TOOLS) ## sam build && sam deploy (--guided until samconfig.toml ex
 clean: ## Remove build outputs (keeps the installed tools).
 	rm -rf .build .aws-sam
 
-tools: $(STATICCHECK) $(PY_TOOLS) ## Install staticcheck, cfn-lint, the SAM CLI and moto into .tools/.
+tools: $(STATICCHECK) $(PY_TOOLS) $(CHECKOV) ## Install staticcheck, cfn-lint, the SAM CLI, moto and checkov into .tools/.
 
 $(STATICCHECK):
 	GOBIN=$(@D) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -156,4 +169,11 @@ $(VENV)/bin/python:
 $(PY_TOOLS): | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet cfn-lint==$(CFN_LINT_VERSION) aws-sam-cli==$(SAM_CLI_VERSION) 'moto[server]==$(MOTO_VERSION)'
 	rm -f $(VENV)/.installed-*
+	touch $@
+
+$(CHECKOV):
+	rm -rf $(CHECKOV_VENV)
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
 	touch $@
