@@ -119,6 +119,7 @@ func run(args []string) error {
 		fmt.Fprintf(os.Stderr, "  event streams       %s (WebSocket; go run ./infra/cmd/subscribe)\n", s.WebSocketURL)
 	}
 	fmt.Fprintf(os.Stderr, "  local AWS endpoint  %s\n", s.EndpointURL)
+	fmt.Fprintf(os.Stderr, "  metrics             %s%s (what CloudWatch would show)\n", s.APIURL, devstack.MetricsPath)
 	if fed != nil {
 		for _, r := range fed.Registries() {
 			fmt.Fprintf(os.Stderr, "  demo registry       %-5s %s (%s)\n", r.ID, r.URL(), r.Kind)
