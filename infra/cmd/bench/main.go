@@ -55,6 +55,7 @@ const (
 // Sections of the report, for -only.
 const (
 	sectionColdStart = "coldstart"
+	sectionSustained = "sustained"
 	sectionDirectory = "directory"
 	sectionRouting   = "routing"
 	sectionStartup   = "startup"
@@ -80,6 +81,9 @@ type options struct {
 	events       bool
 	subscribers  int // in the events section's large run
 	eventCount   int // events of the events section's runs
+	sustained    bool
+	hold         time.Duration // the sustained section's hold of 1,000 messages a minute
+	rampStep     time.Duration // and each step of its ramp
 }
 
 func main() {
@@ -91,8 +95,8 @@ func main() {
 	only := flag.String("only", "", "run one section only: "+sectionColdStart+" (cold start, binary size), "+sectionDirectory+
 		" (sync, discovery), "+sectionRouting+" (latency, DynamoDB calls and throughput of routed messages), "+
 		sectionStartup+" (make run's cold and warm time to ready), "+
-		sectionBridge+" (transitions, cost, throughput and faults of bridge transfers) or "+sectionEvents+
-		" (event streams: latency to subscribers, cost per event)")
+		sectionBridge+" (transitions, cost, throughput and faults of bridge transfers), "+sectionEvents+
+		" (event streams: latency to subscribers, cost per event) or "+sectionSustained+" (1,000 messages a minute held, then the highest rate sustained)")
 	flag.IntVar(&o.subscribers, "subscribers", 500, "subscribers of the events section's large run")
 	flag.IntVar(&o.eventCount, "events", 100, "events of the events section's runs (a quarter of them with many subscribers)")
 	flag.IntVar(&o.agents, "agents", 5000, "agents in each of the directory section's two registries")
@@ -100,10 +104,12 @@ func main() {
 	flag.IntVar(&o.messages, "messages", 500, "messages of each path in the routing section's throughput runs")
 	flag.IntVar(&o.transfers, "transfers", 200, "clean transfers of the bridge section's cost and throughput runs")
 	flag.IntVar(&o.faulted, "faulted", 2000, "transfers of the bridge section's run with faults at every step")
+	flag.DurationVar(&o.hold, "hold", 5*time.Minute, "how long the sustained section holds 1,000 messages a minute")
+	flag.DurationVar(&o.rampStep, "ramp-step", 20*time.Second, "how long the sustained section holds each rate of its ramp")
 	flag.Parse()
 	switch *only {
 	case "":
-		o.coldStart, o.directory, o.routing, o.startup, o.bridge, o.events = true, true, true, true, true, true
+		o.coldStart, o.directory, o.routing, o.startup, o.bridge, o.events, o.sustained = true, true, true, true, true, true, true
 	case sectionColdStart:
 		o.coldStart = true
 	case sectionDirectory:
@@ -116,8 +122,10 @@ func main() {
 		o.bridge = true
 	case sectionEvents:
 		o.events = true
+	case sectionSustained:
+		o.sustained = true
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want %s, %s, %s, %s, %s or %s\n", *only, sectionColdStart, sectionDirectory, sectionRouting, sectionStartup, sectionBridge, sectionEvents)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want %s, %s, %s, %s, %s, %s or %s\n", *only, sectionColdStart, sectionDirectory, sectionRouting, sectionStartup, sectionBridge, sectionEvents, sectionSustained)
 		os.Exit(2)
 	}
 
@@ -202,6 +210,16 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
+	var sus sustainedResults
+	if o.sustained {
+		if o.hold < time.Second || o.rampStep < time.Second {
+			return fmt.Errorf("-hold %s, -ramp-step %s: want at least a second each", o.hold, o.rampStep)
+		}
+		if sus, err = benchSustained(ctx, o.tmpl, o.hold, o.rampStep); err != nil {
+			return fmt.Errorf("sustained: %w", err)
+		}
+	}
+
 	var starts []startupRun
 	if o.startup {
 		if starts, err = benchStartup(ctx, tmpl.Dir); err != nil {
@@ -235,6 +253,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.routing {
 		reportRouting(os.Stdout, rt)
+	}
+	if o.sustained {
+		reportSustained(os.Stdout, sus)
 	}
 	if o.startup {
 		reportStartup(os.Stdout, starts)

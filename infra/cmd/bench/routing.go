@@ -139,6 +139,8 @@ type routingBench struct {
 	dir      string // the stack's configuration and builds
 	seq      atomic.Int64
 	results  routingResults
+	// functions are those the stack runs; nil means SyncFunction and RouteFunction.
+	functions []string
 }
 
 // benchRouting runs the routing section: requests sequential requests of each path for
@@ -217,6 +219,9 @@ func (b *routingBench) setUp(ctx context.Context, tmplPath string) error {
 		return err
 	}
 	apiURL := "http://" + apiAddr
+	if b.functions == nil {
+		b.functions = []string{"SyncFunction", "RouteFunction"}
+	}
 	start := time.Now()
 	if b.fed, err = demo.Start(ctx, demo.Options{GatewayURL: apiURL}); err != nil {
 		return fmt.Errorf("demo federation: %w", err)
@@ -246,7 +251,7 @@ func (b *routingBench) setUp(ctx context.Context, tmplPath string) error {
 	b.phase("start the demo federation", start)
 
 	start = time.Now()
-	progress("routing: build and start SyncFunction and RouteFunction behind the local HTTP API on %s", apiURL)
+	progress("routing: build and start %s behind the local HTTP API on %s", strings.Join(b.functions, ", "), apiURL)
 	b.stack, err = devstack.Start(ctx, devstack.Options{
 		Template: tmplPath,
 		Config:   cfgPath,
@@ -261,7 +266,7 @@ func (b *routingBench) setUp(ctx context.Context, tmplPath string) error {
 		WebSocketAddr: "127.0.0.1:0",
 		// Not the .build/host of `make run`, whose binaries may be running.
 		BuildDir:       filepath.Join(dir, "host"),
-		Functions:      []string{"SyncFunction", "RouteFunction"},
+		Functions:      b.functions,
 		Log:            io.Discard,
 		QuietFunctions: true,
 		// The template's schedule (every minute) would sync in the middle of a run.
@@ -270,7 +275,7 @@ func (b *routingBench) setUp(ctx context.Context, tmplPath string) error {
 	if err != nil {
 		return fmt.Errorf("local stack: %w", err)
 	}
-	b.phase("build and start the local stack (2 functions)", start)
+	b.phase(fmt.Sprintf("build and start the local stack (%d functions)", len(b.functions)), start)
 
 	start = time.Now()
 	if err := b.sync(ctx); err != nil {
