@@ -23,6 +23,7 @@ UNSCOPABLE = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+    "dynamodb:ListStreams",
 }
 
 # SAM policy templates that grant an action on every resource.
