@@ -24,8 +24,9 @@ PY_TOOLS    := $(VENV)/.installed-cfn-lint-$(CFN_LINT_VERSION)-sam-$(SAM_CLI_VER
 # The packages whose tests run on moto too: the store, the directory, routing, identity,
 # the token bridge (its saga's writes), and the engine's own checks.
 MOTO_PKGS   := ./infra/localtest/... ./shared/dynamo/... ./shared/directory/... ./shared/routing/... ./shared/identity/... ./shared/bridge/...
-# checkov, the template's policy check, has a venv of its own: its pins and the SAM CLI's
-# need not agree, and a change of one never reinstalls the other.
+# checkov, the template's policy check, has a venv of its own: pip finds no set of packages
+# that satisfies checkov 3.3.30, aws-sam-cli 1.170.0 and moto 5.2.5 together (their boto3
+# pins conflict), and apart, a change of one pin never reinstalls the others.
 CHECKOV_VENV := $(TOOLS)/checkov-$(CHECKOV_VERSION)
 CHECKOV      := $(CHECKOV_VENV)/.installed
 # sam build copies CodeUri (the whole repository, .tools/ included) per function unless it
