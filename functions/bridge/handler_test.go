@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/apigw"
@@ -66,11 +68,24 @@ func TestHandler(t *testing.T) {
 	}
 
 	dep := fx.Deposit(t, sender, "alpha", "25.0")
-	resp := post(body("25.0", dep), func(e *events.APIGatewayV2HTTPRequest) { e.Headers["idempotency-key"] = "k-1" })
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	resp := post(body("25.0", dep), func(e *events.APIGatewayV2HTTPRequest) {
+		e.Headers["idempotency-key"] = "k-1"
+		e.Headers["traceparent"] = "00-" + trace + "-00f067aa0ba902b7-01"
+	})
 	var view bridge.View
 	if resp.StatusCode != 202 || json.Unmarshal([]byte(resp.Body), &view) != nil || view.Status != bridge.StatusPending ||
 		resp.Headers["Location"] != "/api/v1/bridge/"+view.ID || view.Amount != "25" || view.ExecutionARN == "" {
 		t.Fatalf("POST: %d %v %s", resp.StatusCode, resp.Headers, resp.Body)
+	}
+	// The saga's execution carries the request's correlation ID, the caller's trace.
+	exec, err := sfn.NewFromConfig(localtest.AWSConfig(t)).DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(view.ExecutionARN)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var input map[string]string
+	if err := json.Unmarshal([]byte(aws.ToString(exec.Input)), &input); err != nil || input["transfer_id"] != view.ID || input["correlation_id"] != trace {
+		t.Errorf("the execution's input: %s", aws.ToString(exec.Input))
 	}
 	if again := post(body("25.0", dep), func(e *events.APIGatewayV2HTTPRequest) { e.Headers["idempotency-key"] = "k-1" }); again.StatusCode != 200 || !strings.Contains(again.Body, view.ID) {
 		t.Errorf("a repeat: %d %s", again.StatusCode, again.Body)

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
 	"github.com/federation-gateway/gateway/shared/bridge"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // Runner runs a saga step; *bridge.Bridge is one.
@@ -31,11 +32,23 @@ type Output struct {
 
 var steps = []string{bridge.StepVerify, bridge.StepReserve, bridge.StepMint, bridge.StepSettle, bridge.StepRefund, bridge.StepReject, bridge.StepPark}
 
+// ends maps the outcomes that end a transfer to the BridgeTransfers outcome it is
+// counted under.
+var ends = map[string]string{
+	bridge.OutcomeCompleted: bridge.StatusCompleted,
+	bridge.OutcomeRefunded:  bridge.StatusRefunded,
+	bridge.OutcomeRejected:  bridge.StatusRejected,
+	bridge.OutcomeParked:    bridge.StatusManualReview,
+}
+
 // Handler runs the step the state machine asks for. A fault is returned as the Lambda
 // error whose type is the step's named task error (bridge.ErrUnavailable, ...), which
 // the state machine's Retry and Catch match on; the error is unwrapped here, at the
 // handler's boundary, so the name is the contract and not a Go type name.
-func Handler(r Runner) func(context.Context, Input) (Output, error) {
+//
+// A step that ends a transfer counts it in BridgeTransfers, by its end: completed,
+// refunded, rejected or manual_review.
+func Handler(r Runner, m *metrics.Recorder) func(context.Context, Input) (Output, error) {
 	return func(ctx context.Context, in Input) (Output, error) {
 		if !slices.Contains(steps, in.Step) || in.TransferID == "" || len(in.TransferID) > 64 {
 			return Output{}, messages.InvokeResponse_Error{Type: bridge.ErrInvalidState,
@@ -48,6 +61,9 @@ func Handler(r Runner) func(context.Context, Input) (Output, error) {
 				name = bridge.ErrUnavailable // not a named fault: retried, then parked
 			}
 			return Output{}, messages.InvokeResponse_Error{Type: name, Message: err.Error()}
+		}
+		if end, ok := ends[outcome]; ok {
+			m.Emit(ctx, []metrics.Dim{{Name: metrics.DimOutcome, Value: end}}, metrics.Count(metrics.BridgeTransfers, 1))
 		}
 		return Output{TransferID: in.TransferID, Step: in.Step, Outcome: outcome}, nil
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
 	"github.com/federation-gateway/gateway/shared/bridge"
+	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/statemachines"
 )
 
@@ -33,26 +35,52 @@ func TestHandlerNamesErrors(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range bridge.TaskErrorNames {
 		r := &runner{err: errors.Join(errors.New("context"), &bridge.TaskError{Name: name, Message: "m"})}
-		_, err := Handler(r)(ctx, Input{Step: bridge.StepMint, TransferID: "br-1"})
+		_, err := Handler(r, nil)(ctx, Input{Step: bridge.StepMint, TransferID: "br-1"})
 		var ie messages.InvokeResponse_Error
 		if !errors.As(err, &ie) || ie.Type != name || !strings.Contains(ie.Message, "m") {
 			t.Errorf("%s: %#v", name, err)
 		}
 	}
 	var ie messages.InvokeResponse_Error
-	_, err := Handler(&runner{err: errors.New("plain")})(ctx, Input{Step: bridge.StepMint, TransferID: "br-1"})
+	_, err := Handler(&runner{err: errors.New("plain")}, nil)(ctx, Input{Step: bridge.StepMint, TransferID: "br-1"})
 	if !errors.As(err, &ie) || ie.Type != bridge.ErrUnavailable {
 		t.Errorf("a plain error: %#v", err)
 	}
 	for _, in := range []Input{{Step: "mint"}, {Step: "drop", TransferID: "br-1"}, {Step: "mint", TransferID: strings.Repeat("x", 65)}} {
-		if _, err := Handler(&runner{})(ctx, in); !errors.As(err, &ie) || ie.Type != bridge.ErrInvalidState {
+		if _, err := Handler(&runner{}, nil)(ctx, in); !errors.As(err, &ie) || ie.Type != bridge.ErrInvalidState {
 			t.Errorf("%+v: %#v", in, err)
 		}
 	}
 	r := &runner{outcome: bridge.OutcomeParked}
-	out, err := Handler(r)(ctx, Input{Step: bridge.StepPark, TransferID: "br-1", Failure: &bridge.Failure{Error: "BridgeMintUnknown"}})
+	out, err := Handler(r, nil)(ctx, Input{Step: bridge.StepPark, TransferID: "br-1", Failure: &bridge.Failure{Error: "BridgeMintUnknown"}})
 	if err != nil || out.Outcome != bridge.OutcomeParked || out.TransferID != "br-1" || !slices.Contains(r.got, "BridgeMintUnknown") {
 		t.Errorf("park: %+v %v %v", out, err, r.got)
+	}
+}
+
+// A step that ends a transfer counts it, by its end; other steps count nothing.
+func TestHandlerCountsEnds(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct{ step, outcome, counted string }{
+		{bridge.StepSettle, bridge.OutcomeCompleted, bridge.StatusCompleted},
+		{bridge.StepRefund, bridge.OutcomeRefunded, bridge.StatusRefunded},
+		{bridge.StepReject, bridge.OutcomeRejected, bridge.StatusRejected},
+		{bridge.StepPark, bridge.OutcomeParked, bridge.StatusManualReview},
+		{bridge.StepVerify, bridge.OutcomeVerified, ""},
+		{bridge.StepMint, bridge.OutcomeMinted, ""},
+	}
+	for _, tt := range tests {
+		var emitted bytes.Buffer
+		if _, err := Handler(&runner{outcome: tt.outcome}, metrics.New(&emitted, "test", "bridgetask"))(ctx, Input{Step: tt.step, TransferID: "br-1"}); err != nil {
+			t.Fatal(err)
+		}
+		line, ok := metrics.Parse(bytes.TrimSpace(emitted.Bytes()))
+		switch {
+		case tt.counted == "" && emitted.Len() > 0:
+			t.Errorf("%s counted: %s", tt.outcome, emitted.String())
+		case tt.counted != "" && (!ok || line.Values[metrics.BridgeTransfers] != 1 || line.Dimensions[metrics.DimOutcome] != tt.counted):
+			t.Errorf("%s: %s", tt.outcome, emitted.String())
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/teg"
 )
@@ -42,5 +43,5 @@ func main() {
 	if err != nil {
 		fail("bridge", err)
 	}
-	lambda.Start(Handler(b))
+	lambda.Start(Handler(b, metrics.New(os.Stdout, cfg.Stage, "bridgetask")))
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/federation-gateway/gateway/shared/bridge"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // Reconciler reconciles the books and sweeps stuck transfers; *bridge.Bridge is one.
@@ -38,9 +38,10 @@ type RegistryDrift struct {
 }
 
 // Handler runs on the template's schedule: it reconciles every registry, publishes each
-// drift as a CloudWatch Embedded Metric Format line (metric ReconciliationDrift, namespace
-// FederationGateway, the absolute drift) on emf, and sweeps stuck transfers.
-func Handler(r Reconciler, stage string, emf io.Writer) func(context.Context, json.RawMessage) (Result, error) {
+// drift as metrics (ReconciliationDrift, the absolute drift, and UnclaimedDeposits, by
+// Registry: floats for CloudWatch, never money; the exact figures are in the result and
+// the table), and sweeps stuck transfers.
+func Handler(r Reconciler, m *metrics.Recorder) func(context.Context, json.RawMessage) (Result, error) {
 	return func(ctx context.Context, _ json.RawMessage) (Result, error) {
 		recs, err := r.Reconcile(ctx)
 		res := Result{Registries: []RegistryDrift{}}
@@ -48,7 +49,10 @@ func Handler(r Reconciler, stage string, emf io.Writer) func(context.Context, js
 			res.Registries = append(res.Registries, RegistryDrift{Registry: rec.Registry, Balance: rec.Balance.String(), Books: rec.Books.String(),
 				Unclaimed: rec.Unclaimed.String(), Drift: rec.Drift.String(), Error: rec.Error})
 			if rec.Error == "" {
-				writeEMF(emf, stage, rec)
+				drift, _ := rec.Drift.Abs().Float64()
+				unclaimed, _ := rec.Unclaimed.Float64()
+				m.Emit(ctx, []metrics.Dim{{Name: metrics.DimRegistry, Value: rec.Registry}},
+					metrics.Gauge(metrics.ReconciliationDrift, drift), metrics.Gauge(metrics.UnclaimedDeposits, unclaimed))
 			}
 		}
 		if err != nil {
@@ -59,27 +63,4 @@ func Handler(r Reconciler, stage string, emf io.Writer) func(context.Context, js
 		}
 		return res, nil
 	}
-}
-
-// writeEMF writes one Embedded Metric Format line: CloudWatch turns it into the metric the
-// template's BridgeDriftAlarm watches. The value is the absolute drift as a float: a
-// metric, never money (the exact drift is in the line and in the table).
-func writeEMF(w io.Writer, stage string, rec bridge.Reconciliation) {
-	abs, _ := rec.Drift.Abs().Float64()
-	unclaimed, _ := rec.Unclaimed.Float64()
-	line, _ := json.Marshal(map[string]any{
-		"_aws": map[string]any{
-			"Timestamp": rec.At.UnixMilli(),
-			"CloudWatchMetrics": []map[string]any{{
-				"Namespace":  "FederationGateway",
-				"Dimensions": [][]string{{"Stage"}, {"Stage", "Registry"}},
-				"Metrics":    []map[string]string{{"Name": "ReconciliationDrift"}, {"Name": "UnclaimedDeposits"}},
-			}},
-		},
-		"Stage": stage, "Registry": rec.Registry,
-		"ReconciliationDrift": abs, "UnclaimedDeposits": unclaimed,
-		"drift": rec.Drift.String(), "balance": rec.Balance.String(), "books": rec.Books.String(),
-		"unrecorded": rec.Unrecorded.String(), "unclaimed": rec.Unclaimed.String(),
-	})
-	fmt.Fprintf(w, "%s\n", line)
 }

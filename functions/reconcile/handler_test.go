@@ -13,6 +13,7 @@ import (
 
 	"github.com/federation-gateway/gateway/infra/demo"
 	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // Reconciliation of the fixture's books, right after seeding and after a deposit nobody
@@ -24,7 +25,7 @@ func TestHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	var emf bytes.Buffer
-	h := Handler(fx.Bridge, "test", &emf)
+	h := Handler(fx.Bridge, metrics.New(&emf, "test", "reconcile"))
 	ctx := context.Background()
 	res, err := h(ctx, raw)
 	if err != nil || len(res.Registries) != 2 || res.Registries[0].Drift != "0" || res.Registries[1].Drift != "0" {

@@ -16,6 +16,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/stepfunctions"
 	"github.com/federation-gateway/gateway/shared/teg"
@@ -46,5 +47,5 @@ func main() {
 	if err != nil {
 		fail("bridge", err)
 	}
-	lambda.Start(Handler(b, cfg.Stage, os.Stdout))
+	lambda.Start(Handler(b, metrics.New(os.Stdout, cfg.Stage, "reconcile")))
 }

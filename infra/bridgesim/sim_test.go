@@ -10,6 +10,8 @@ import (
 
 	"github.com/federation-gateway/gateway/infra/bridgesim"
 	"github.com/federation-gateway/gateway/infra/localtest"
+	"github.com/federation-gateway/gateway/shared/bridge"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 // TestFaultInjection drives transfers both ways through the real state machine on the
@@ -53,5 +55,36 @@ func TestFaultInjection(t *testing.T) {
 	}
 	if rep.Completed == 0 || rep.Refunded == 0 || rep.Rejected == 0 {
 		t.Errorf("every outcome should occur: %s", rep)
+	}
+
+	// The bridge task function counted every transfer's end in BridgeTransfers, as the
+	// dev stack read it from the function's output (GET /_local/metrics). A step that
+	// Step Functions ran again after a fault may count twice: at least, never fewer.
+	ends := map[string]int{bridge.StatusCompleted: rep.Completed, bridge.StatusRefunded: rep.Refunded,
+		bridge.StatusRejected: rep.Rejected, bridge.StatusManualReview: rep.ManualReview}
+	counted := func() map[string]int {
+		out := map[string]int{}
+		for _, s := range sim.Stack.Metrics() {
+			if s.Metric == metrics.BridgeTransfers {
+				out[s.Dimensions[metrics.DimOutcome]] += int(s.Sum)
+			}
+		}
+		return out
+	}
+	got := counted()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); got = counted() {
+		short := false
+		for end, n := range ends {
+			short = short || got[end] < n
+		}
+		if !short {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for end, n := range ends {
+		if got[end] < n {
+			t.Errorf("BridgeTransfers %s: %d counted, %d transfers ended so", end, got[end], n)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/federation-gateway/gateway/shared/correlation"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/routing"
 )
@@ -205,8 +207,14 @@ func executionName(t Transfer) string { return t.ID + "-" + strconv.Itoa(t.Attem
 
 // start starts the transfer's execution. A failure is logged, not returned: the transfer
 // is recorded, and reconciliation starts a pending transfer whose execution never did.
+// The input carries the correlation ID of the request that started it (package
+// correlation), so the execution can be found from the caller's answer and logs.
 func (b *Bridge) start(ctx context.Context, t *Transfer) {
-	input := fmt.Appendf(nil, `{"transfer_id":%q}`, t.ID)
+	in := map[string]string{"transfer_id": t.ID}
+	if id := correlation.Value(ctx); id != "" {
+		in["correlation_id"] = id
+	}
+	input, _ := json.Marshal(in) // strings only: it cannot fail
 	if _, err := b.executions.Start(ctx, executionName(*t), input); err != nil {
 		b.log.ErrorContext(ctx, "start the bridge saga", "transfer", t.ID, "error", err.Error())
 	}

@@ -63,6 +63,12 @@ const (
 	DiscoveryResults            = "DiscoveryResults"            // Count
 	DiscoveryItemsRead          = "DiscoveryItemsRead"          // Count: table items read for the page
 	DiscoveryItemsReadPerResult = "DiscoveryItemsReadPerResult" // None: items read over results (items read when there are none)
+	// Bridge task function: a transfer that reached an end, by Outcome (completed,
+	// refunded, rejected, manual_review).
+	BridgeTransfers = "BridgeTransfers" // Count
+	// Reconcile function: per registry and run, by Registry.
+	ReconciliationDrift = "ReconciliationDrift" // None: the absolute difference between the token service's balance and the books
+	UnclaimedDeposits   = "UnclaimedDeposits"   // None: deposits to the gateway that no transfer claimed
 )
 
 // Names lists every metric the gateway's functions emit.
@@ -71,6 +77,7 @@ var Names = []string{
 	Verifications,
 	SyncChanges, SyncRequests, SyncDuration, RegistryHealthy, RegistryUnhealthySeconds,
 	DiscoveryResults, DiscoveryItemsRead, DiscoveryItemsReadPerResult,
+	BridgeTransfers, ReconciliationDrift, UnclaimedDeposits,
 }
 
 // Unit is a CloudWatch unit.
