@@ -13,6 +13,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/events"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/metrics"
 )
 
 type noPoster struct{}
@@ -26,7 +27,9 @@ func TestHandler(t *testing.T) {
 	log := logs.New(&bytes.Buffer{}, "debug")
 	evlog := store.EventLog(time.Hour)
 	var calls int64
-	h := Handler(events.NewProcessor(evlog, store, noPoster{}, log, events.ProcessorOptions{}), func() int64 { calls++; return calls }, log)
+	var emitted bytes.Buffer
+	h := Handler(events.NewProcessor(evlog, store, noPoster{}, log, events.ProcessorOptions{}), func() int64 { calls++; return calls }, log,
+		metrics.New(&emitted, "test", "events"))
 	var ev lambdaevents.DynamoDBEvent
 	localtest.Event(t, "events.json", &ev)
 
@@ -41,6 +44,18 @@ func TestHandler(t *testing.T) {
 	if err != nil || len(got) != 2 || got[0].Type != events.RegistryUnhealthy || got[1].Type != events.RegistryHealthy || got[0].Subject != "beta" {
 		t.Fatalf("log %+v, %v", got, err)
 	}
+	// Each batch is counted: the first appended both events, its retry none; the lag runs
+	// from the sample's changes (written long ago) to now.
+	var lines []metrics.Line
+	for _, raw := range bytes.Split(emitted.Bytes(), []byte("\n")) {
+		if l, ok := metrics.Parse(raw); ok {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 2 || lines[0].Values[metrics.EventsAppended] != 2 || lines[1].Values[metrics.EventsAppended] != 0 ||
+		lines[0].Values[metrics.EventFanoutLag] < float64(time.Since(time.Unix(1795636261, 0)).Milliseconds()-1000) {
+		t.Errorf("metrics: %s", emitted.String())
+	}
 
 	// A record that is not one of the table's is skipped, and the rest handled.
 	bad := ev
@@ -50,7 +65,7 @@ func TestHandler(t *testing.T) {
 	}
 
 	// A failure reports the first record not handled, for the stream to give again.
-	failing := Handler(failAfter{}, func() int64 { return 0 }, log)
+	failing := Handler(failAfter{}, func() int64 { return 0 }, log, nil)
 	resp, err := failing(ctx, ev)
 	if err != nil || len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != ev.Records[1].Change.SequenceNumber {
 		t.Errorf("%+v, %v; want the second record reported", resp, err)
@@ -64,3 +79,4 @@ func (failAfter) Process(context.Context, []events.Change) (int, error) {
 	return 1, errors.New("the table is down")
 }
 func (failAfter) Counts() (int64, int64) { return 0, 0 }
+func (failAfter) Gone() int64            { return 0 }

@@ -42,9 +42,10 @@ type Processor struct {
 	logger *slog.Logger
 	opts   ProcessorOptions
 
-	// Counters, for the logs and the benchmark.
+	// Counters, for the logs, the metrics and the benchmark.
 	posts    atomic.Int64
 	appended atomic.Int64
+	gone     atomic.Int64
 }
 
 // NewProcessor returns a Processor.
@@ -64,6 +65,9 @@ func NewProcessor(log Log, conns Connections, poster Poster, logger *slog.Logger
 // Counts returns how many events the processor appended and how many frames it posted
 // so far.
 func (p *Processor) Counts() (appended, posts int64) { return p.appended.Load(), p.posts.Load() }
+
+// Gone returns how many connections a post found gone (410) so far.
+func (p *Processor) Gone() int64 { return p.gone.Load() }
 
 // Process handles a batch of changes in the order of the stream. It returns how many of
 // them it handled: when that is fewer than all, err says why, and the rest (from the
@@ -208,7 +212,9 @@ func (p *Processor) post(ctx context.Context, id string, frame []byte) error {
 // connection is surely closed.
 func (p *Processor) drop(ctx context.Context, id string, cause error) bool {
 	closed := true
-	if !errors.Is(cause, ErrGone) {
+	if errors.Is(cause, ErrGone) {
+		p.gone.Add(1)
+	} else {
 		p.logger.WarnContext(ctx, "close a connection a post failed on", "connection", id, "error", cause)
 		cctx, cancel := context.WithTimeout(ctx, p.opts.PostTimeout)
 		err := p.poster.Close(cctx, id)

@@ -298,6 +298,9 @@ func TestProcessorFailingSubscribers(t *testing.T) {
 			t.Errorf("%s is still recorded: %v", id, err)
 		}
 	}
+	if n := f.proc.Gone(); n != 1 {
+		t.Errorf("%d connections counted gone, want 1", n)
+	}
 	if !f.poster.closed["stalled"] || f.poster.closed["gone"] {
 		t.Errorf("closed: %v; want the stalled one closed (it resumes), the gone one not", f.poster.closed)
 	}

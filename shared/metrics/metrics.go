@@ -63,6 +63,11 @@ const (
 	DiscoveryResults            = "DiscoveryResults"            // Count
 	DiscoveryItemsRead          = "DiscoveryItemsRead"          // Count: table items read for the page
 	DiscoveryItemsReadPerResult = "DiscoveryItemsReadPerResult" // None: items read over results (items read when there are none)
+	// Events function: per batch of the table's stream.
+	EventsAppended    = "EventsAppended"    // Count: events appended to the event log
+	EventFramesPosted = "EventFramesPosted" // Count: frames posted to WebSocket subscribers
+	GoneConnections   = "GoneConnections"   // Count: subscribers whose connection was gone (410)
+	EventFanoutLag    = "EventFanoutLag"    // Milliseconds: from the batch's oldest table change to the end of its sending
 	// Bridge task function: a transfer that reached an end, by Outcome (completed,
 	// refunded, rejected, manual_review).
 	BridgeTransfers = "BridgeTransfers" // Count
@@ -77,6 +82,7 @@ var Names = []string{
 	Verifications,
 	SyncChanges, SyncRequests, SyncDuration, RegistryHealthy, RegistryUnhealthySeconds,
 	DiscoveryResults, DiscoveryItemsRead, DiscoveryItemsReadPerResult,
+	EventsAppended, EventFramesPosted, GoneConnections, EventFanoutLag,
 	BridgeTransfers, ReconciliationDrift, UnclaimedDeposits,
 }
 
