@@ -61,6 +61,10 @@ type Options struct {
 	// ScheduleAtStart fires every enabled schedule once as soon as the stack is up, so a
 	// developer does not wait a whole interval for the first sync.
 	ScheduleAtStart bool
+	// Prepare, when set, runs once the functions are up and before any schedule fires
+	// (make run records the demo's bridge liquidity there, so the first reconciliation
+	// reads seeded books); an error stops Start.
+	Prepare func(ctx context.Context, s *Stack) error
 	// Progress, when set, is told each step of Start as it begins ("building 5
 	// functions", "built RouteFunction in 41.2s", ...), for a first run that compiles for
 	// minutes.
@@ -226,6 +230,11 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	if err := s.startStreams(runCtx, functions, opts.StreamPoll); err != nil {
 		return nil, err
+	}
+	if opts.Prepare != nil {
+		if err := opts.Prepare(ctx, s); err != nil {
+			return nil, err
+		}
 	}
 	s.startSchedules(runCtx, functions, opts.ScheduleEvery, opts.ScheduleAtStart)
 	return s, nil

@@ -89,29 +89,30 @@ func run(args []string) error {
 	if fed != nil {
 		secrets = fed.Secrets("local")
 	}
+	var prepare func(context.Context, *devstack.Stack) error
+	if fed != nil {
+		// The demo token services start with the gateway's initial liquidity in its
+		// accounts: an operator records it in the books, as on AWS, here before the
+		// first reconciliation reads them.
+		prepare = func(ctx context.Context, s *devstack.Stack) error {
+			progress("recording the bridge's liquidity on the demo token services")
+			for _, r := range fed.Registries() {
+				seed := fmt.Sprintf(`{"action":"seed","registry":%q,"request_id":"make-run-seed-%s","operator":"make run","reason":"the demo's initial liquidity"}`, r.ID, r.ID)
+				if _, err := s.Invoke(ctx, "OperatorFunction", []byte(seed)); err != nil {
+					fmt.Fprintln(os.Stderr, "devstack: seed the bridge's liquidity:", err)
+				}
+			}
+			return nil
+		}
+	}
 	s, err := devstack.Start(ctx, devstack.Options{
 		Template: *tmpl, Config: *cfg, EndpointAddr: *endpoint, APIAddr: *api, BuildDir: *buildDir,
-		ScheduleEvery: *every, ScheduleAtStart: true, Progress: progress,
+		ScheduleEvery: *every, ScheduleAtStart: true, Progress: progress, Prepare: prepare,
 		Secrets:       secrets,
 		WebSocketAddr: *ws, WebSocketIdle: *wsIdle, WebSocketMaxAge: *wsMaxAge,
 	})
 	if err != nil {
 		return err
-	}
-	if fed != nil {
-		// The demo token services start with the gateway's initial liquidity in its
-		// accounts: an operator records it in the books, as on AWS.
-		progress("recording the bridge's liquidity on the demo token services")
-		for _, r := range fed.Registries() {
-			seed := fmt.Sprintf(`{"action":"seed","registry":%q,"request_id":"make-run-seed-%s","operator":"make run","reason":"the demo's initial liquidity"}`, r.ID, r.ID)
-			if _, err := s.Invoke(ctx, "OperatorFunction", []byte(seed)); err != nil {
-				fmt.Fprintln(os.Stderr, "devstack: seed the bridge's liquidity:", err)
-			}
-		}
-		// Reconcile the seeded books now rather than at the schedule's next turn.
-		if _, err := s.Invoke(ctx, "ReconcileFunction", []byte(`{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}`)); err != nil {
-			fmt.Fprintln(os.Stderr, "devstack: reconcile the bridge's books:", err)
-		}
 	}
 	fmt.Fprintf(os.Stderr, "\nFederation Gateway is running (ready in %s)\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "  HTTP API            %s\n", s.APIURL)
