@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/bridge"
@@ -19,24 +19,31 @@ import (
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/startup"
 	"github.com/federation-gateway/gateway/shared/stepfunctions"
 )
 
-func main() {
-	ctx := context.Background()
-	cfg, awsCfg := config.MustLoad(ctx)
-	log := logs.New(os.Stdout, cfg.LogLevel)
-	fail := func(what string, err error) {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", what, err)
-		os.Exit(1)
+func main() { startup.Start(build) }
+
+// build wires the function; startup.Start runs it while the runtime polls for the first
+// invocation.
+func build(ctx context.Context) (apigw.LambdaHandler, error) {
+	awsCfg, err := config.AWS(os.Getenv)
+	if err != nil {
+		return nil, err
 	}
+	cfg, err := config.Load(ctx, os.Getenv, ssm.NewFromConfig(awsCfg))
+	if err != nil {
+		return nil, err
+	}
+	log := logs.New(os.Stdout, cfg.LogLevel)
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	// Identifiers (did:web documents) are caller-supplied: the outbound guard's strictest
 	// policy (docs/architecture.md, "Security model").
 	identifiers := outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: cfg.AWSEndpoints})
 	inline, err := identity.InlineBundles(cfg.TrustDomains)
 	if err != nil {
-		fail("trust bundles", err)
+		return nil, fmt.Errorf("trust bundles: %w", err)
 	}
 	verifier, err := identity.NewVerifier(identity.Options{
 		Audience: cfg.Gateway.ID,
@@ -45,17 +52,17 @@ func main() {
 		DIDs:     identityhttp.NewDIDResolver(identifiers),
 	})
 	if err != nil {
-		fail("verifier", err)
+		return nil, fmt.Errorf("verifier: %w", err)
 	}
 	opts, err := cfg.BridgeOptions(nil) // accepting a transfer moves no money
 	if err != nil {
-		fail("bridge configuration", err)
+		return nil, fmt.Errorf("bridge configuration: %w", err)
 	}
 	opts.Log = log
 	machine := stepfunctions.New(sfn.NewFromConfig(awsCfg), os.Getenv("STATE_MACHINE_ARN"))
 	b, err := bridge.New(store, verifier, machine, opts)
 	if err != nil {
-		fail("bridge", err)
+		return nil, fmt.Errorf("bridge: %w", err)
 	}
-	lambda.Start(apigw.Lambda(Handler(b, log), log))
+	return apigw.Lambda(Handler(b, log), log), nil
 }

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/federation-gateway/gateway/shared/bridge"
 	"github.com/federation-gateway/gateway/shared/config"
@@ -16,32 +16,39 @@ import (
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/startup"
 	"github.com/federation-gateway/gateway/shared/teg"
 )
 
-func main() {
-	ctx := context.Background()
-	cfg, awsCfg := config.MustLoad(ctx)
-	log := logs.New(os.Stdout, cfg.LogLevel)
-	fail := func(what string, err error) {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", what, err)
-		os.Exit(1)
+func main() { startup.Start(build) }
+
+// build wires the function; startup.Start runs it while the runtime polls for the first
+// invocation.
+func build(ctx context.Context) (func(context.Context, Input) (Output, error), error) {
+	awsCfg, err := config.AWS(os.Getenv)
+	if err != nil {
+		return nil, err
 	}
+	cfg, err := config.Load(ctx, os.Getenv, ssm.NewFromConfig(awsCfg))
+	if err != nil {
+		return nil, err
+	}
+	log := logs.New(os.Stdout, cfg.LogLevel)
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	// The token services are configured, as registries are: the registries' policy.
 	httpClient := outbound.NewClient(outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints, Timeout: teg.DefaultTimeout})
 	tokens, err := teg.Clients(ctx, cfg, secretsmanager.NewFromConfig(awsCfg), httpClient)
 	if err != nil {
-		fail("token services", err)
+		return nil, fmt.Errorf("token services: %w", err)
 	}
 	opts, err := cfg.BridgeOptions(tokens)
 	if err != nil {
-		fail("bridge configuration", err)
+		return nil, fmt.Errorf("bridge configuration: %w", err)
 	}
 	opts.Log = log
 	b, err := bridge.New(store, nil, nil, opts)
 	if err != nil {
-		fail("bridge", err)
+		return nil, fmt.Errorf("bridge: %w", err)
 	}
-	lambda.Start(Handler(b, metrics.New(os.Stdout, cfg.Stage, "bridgetask")))
+	return Handler(b, metrics.New(os.Stdout, cfg.Stage, "bridgetask")), nil
 }

@@ -3,10 +3,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/config"
@@ -14,18 +14,28 @@ import (
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/metrics"
+	"github.com/federation-gateway/gateway/shared/startup"
 )
 
-func main() {
-	ctx := context.Background()
-	cfg, awsCfg, secrets := config.MustLoadWithSecrets(ctx, "CURSOR_KEY_SECRET")
+func main() { startup.Start(build) }
+
+// build wires the function; startup.Start runs it while the runtime polls for the first
+// invocation.
+func build(ctx context.Context) (apigw.LambdaHandler, error) {
+	awsCfg, err := config.AWS(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg, secrets, err := config.LoadWithSecrets(ctx, os.Getenv, ssm.NewFromConfig(awsCfg), secretsmanager.NewFromConfig(awsCfg), "CURSOR_KEY_SECRET")
+	if err != nil {
+		return nil, err
+	}
 	log := logs.New(os.Stdout, cfg.LogLevel)
 	key := secrets["CURSOR_KEY_SECRET"]
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	d, err := directory.NewDiscoverer(store, cfg.Registries, []byte(key))
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return nil, err
 	}
-	lambda.Start(apigw.Lambda(Handler(d, log, metrics.New(os.Stdout, cfg.Stage, "discover")), log))
+	return apigw.Lambda(Handler(d, log, metrics.New(os.Stdout, cfg.Stage, "discover")), log), nil
 }

@@ -11,24 +11,35 @@ import (
 	"time"
 
 	lambdaevents "github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/events"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/metrics"
+	"github.com/federation-gateway/gateway/shared/startup"
 	"github.com/federation-gateway/gateway/shared/wsapi"
 )
 
-func main() {
-	env, awsCfg := config.MustLoadEnv("CONNECTIONS_URL")
+func main() { startup.Start(build) }
+
+// build wires the function; startup.Start runs it while the runtime polls for the first
+// invocation.
+func build(ctx context.Context) (func(context.Context, lambdaevents.DynamoDBEvent) (lambdaevents.DynamoDBEventResponse, error), error) {
+	awsCfg, err := config.AWS(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	env, err := config.LoadEnv(os.Getenv, "CONNECTIONS_URL")
+	if err != nil {
+		return nil, err
+	}
 	log := logs.New(os.Stdout, env.LogLevel)
 	var calls atomic.Int64
 	store := dynamo.NewStore(dynamo.Counted(dynamo.NewClient(awsCfg, env.LocalEndpoint), &calls), env.Table)
 	retention := config.Hours(os.Getenv("EVENT_RETENTION_HOURS"), events.DefaultRetention)
 	proc := events.NewProcessor(store.EventLog(retention), store, wsapi.NewConnections(awsCfg, env.Vars["CONNECTIONS_URL"]), log, events.ProcessorOptions{})
-	lambda.Start(Handler(proc, calls.Load, log, metrics.New(os.Stdout, env.Stage, "events")))
+	return Handler(proc, calls.Load, log, metrics.New(os.Stdout, env.Stage, "events")), nil
 }
 
 // Processor handles a batch of changes; *events.Processor is one.

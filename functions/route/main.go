@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/config"
@@ -26,20 +26,29 @@ import (
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
 	"github.com/federation-gateway/gateway/shared/routing"
+	"github.com/federation-gateway/gateway/shared/startup"
 )
 
-func main() {
-	ctx := context.Background()
-	cfg, awsCfg, secrets := config.MustLoadWithSecrets(ctx, "GATEWAY_KEY_SECRET", "CURSOR_KEY_SECRET")
-	log := logs.New(os.Stdout, cfg.LogLevel)
-	sm := secretsmanager.NewFromConfig(awsCfg)
-	fail := func(what string, err error) {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", what, err)
-		os.Exit(1)
+func main() { startup.Start(build) }
+
+// build wires the function; startup.Start runs it while the runtime polls for the first
+// request.
+func build(ctx context.Context) (apigw.LambdaHandler, error) {
+	awsCfg, err := config.AWS(os.Getenv)
+	if err != nil {
+		return nil, err
 	}
+	// One Secrets Manager client: the gateway's keys now, the registries' credentials on
+	// first use.
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	cfg, secrets, err := config.LoadWithSecrets(ctx, os.Getenv, ssm.NewFromConfig(awsCfg), sm, "GATEWAY_KEY_SECRET", "CURSOR_KEY_SECRET")
+	if err != nil {
+		return nil, err
+	}
+	log := logs.New(os.Stdout, cfg.LogLevel)
 	signer, err := delivery.NewSignerFromSeed(secrets["GATEWAY_KEY_SECRET"])
 	if err != nil {
-		fail("gateway key", err)
+		return nil, fmt.Errorf("gateway key: %w", err)
 	}
 	cursorKey := secrets["CURSOR_KEY_SECRET"]
 
@@ -52,7 +61,7 @@ func main() {
 	identifiers := outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: cfg.AWSEndpoints})
 	inline, err := identity.InlineBundles(cfg.TrustDomains)
 	if err != nil {
-		fail("trust bundles", err)
+		return nil, fmt.Errorf("trust bundles: %w", err)
 	}
 	verifier, err := identity.NewVerifier(identity.Options{
 		Audience: cfg.Gateway.ID,
@@ -61,7 +70,7 @@ func main() {
 		DIDs:     identityhttp.NewDIDResolver(identifiers),
 	})
 	if err != nil {
-		fail("verifier", err)
+		return nil, fmt.Errorf("verifier: %w", err)
 	}
 	// The registries' clients (and their credentials) serve only the rare lookup of a
 	// target the directory lacks: they are made on first use, not on every cold start.
@@ -90,24 +99,24 @@ func main() {
 		},
 	}, log)
 	if err != nil {
-		fail("router", err)
+		return nil, fmt.Errorf("router: %w", err)
 	}
 	discoverer, err := directory.NewDiscoverer(store, cfg.Registries, []byte(cursorKey))
 	if err != nil {
-		fail("discovery", err)
+		return nil, fmt.Errorf("discovery: %w", err)
 	}
 
 	card := delivery.GatewayCard(cfg.Gateway.URL, cfg.Gateway.ID)
 	cardJSON, err := json.Marshal(card)
 	if err != nil {
-		fail("agent card", err)
+		return nil, fmt.Errorf("agent card: %w", err)
 	}
 	gw := Gateway{
 		A2A:  delivery.NewA2AHandler(A2ARouter{router}, card, delivery.WithLogger(log)),
 		Card: cardJSON,
 		JWKS: signer.JWKS(),
 	}
-	lambda.Start(apigw.Lambda(Handler(router, discoverer, gw, log), log))
+	return apigw.Lambda(Handler(router, discoverer, gw, log), log), nil
 }
 
 // A2ARouter routes what arrives at /a2a with the credential of its Authorization header.

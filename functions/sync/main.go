@@ -4,12 +4,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/directory"
@@ -20,11 +21,22 @@ import (
 	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
+	"github.com/federation-gateway/gateway/shared/startup"
 )
 
-func main() {
-	ctx := context.Background()
-	cfg, awsCfg := config.MustLoad(ctx)
+func main() { startup.Start(build) }
+
+// build wires the function; startup.Start runs it while the runtime polls for the first
+// invocation.
+func build(ctx context.Context) (func(context.Context, json.RawMessage) (Report, error), error) {
+	awsCfg, err := config.AWS(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.Load(ctx, os.Getenv, ssm.NewFromConfig(awsCfg))
+	if err != nil {
+		return nil, err
+	}
 	log := logs.New(os.Stdout, cfg.LogLevel)
 	sm := secretsmanager.NewFromConfig(awsCfg)
 	registries := outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints}
@@ -34,8 +46,7 @@ func main() {
 	clients, err := registry.NewClients(ctx, cfg.Registries, registries, registry.Options{Concurrency: cfg.Sync.Concurrency},
 		func(ctx context.Context, name string) (string, error) { return config.Secret(ctx, sm, name) })
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return nil, err
 	}
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	syncer := directory.NewSyncer(store, cfg.Registries, clients, directory.SyncOptions{
@@ -58,5 +69,5 @@ func main() {
 		}
 		return lines
 	}
-	lambda.Start(Handler(syncer, refresh, metrics.New(os.Stdout, cfg.Stage, "sync")))
+	return Handler(syncer, refresh, metrics.New(os.Stdout, cfg.Stage, "sync")), nil
 }

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/config"
@@ -17,18 +17,29 @@ import (
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/startup"
 )
 
-func main() {
-	cfg, awsCfg := config.MustLoad(context.Background())
+func main() { startup.Start(build) }
+
+// build wires the function; startup.Start runs it while the runtime polls for the first
+// invocation.
+func build(ctx context.Context) (apigw.LambdaHandler, error) {
+	awsCfg, err := config.AWS(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.Load(ctx, os.Getenv, ssm.NewFromConfig(awsCfg))
+	if err != nil {
+		return nil, err
+	}
 	log := logs.New(os.Stdout, cfg.LogLevel)
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	v, err := newVerifier(cfg, store)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "invalid configuration:", err)
-		os.Exit(1)
+		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	lambda.Start(apigw.Lambda(Handler(v, store, log, metrics.New(os.Stdout, cfg.Stage, "verify")), log))
+	return apigw.Lambda(Handler(v, store, log, metrics.New(os.Stdout, cfg.Stage, "verify")), log), nil
 }
 
 // newVerifier builds the verifier of cfg over store. A did:web is resolved under the

@@ -8,7 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
+	lambdaevents "github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/dynamo"
@@ -17,22 +18,33 @@ import (
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/startup"
 )
 
-func main() {
-	cfg, awsCfg := config.MustLoad(context.Background())
+func main() { startup.Start(build) }
+
+// build wires the function; startup.Start runs it while the runtime polls for the first
+// invocation.
+func build(ctx context.Context) (func(context.Context, lambdaevents.APIGatewayWebsocketProxyRequest) (lambdaevents.APIGatewayProxyResponse, error), error) {
+	awsCfg, err := config.AWS(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.Load(ctx, os.Getenv, ssm.NewFromConfig(awsCfg))
+	if err != nil {
+		return nil, err
+	}
 	log := logs.New(os.Stdout, cfg.LogLevel)
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	verifier, err := newVerifier(cfg, store)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "invalid configuration:", err)
-		os.Exit(1)
+		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	// The connection service's other ports (log, poster, agents) serve subscribe, not
 	// $connect.
 	svc := events.NewService(nil, store, nil, nil, log, 0)
 	// The bridge's operators see every event, as they may read any transfer.
-	lambda.Start(Handler(verifier, svc, cfg.Bridge.Operators, log))
+	return Handler(verifier, svc, cfg.Bridge.Operators, log), nil
 }
 
 // newVerifier builds the verifier the HTTP API's functions build (functions/verify): a

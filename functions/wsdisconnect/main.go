@@ -8,18 +8,29 @@ import (
 	"os"
 
 	lambdaevents "github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/startup"
 )
 
-func main() {
-	env, awsCfg := config.MustLoadEnv()
+func main() { startup.Start(build) }
+
+// build wires the function; startup.Start runs it while the runtime polls for the first
+// invocation.
+func build(ctx context.Context) (func(context.Context, lambdaevents.APIGatewayWebsocketProxyRequest) (lambdaevents.APIGatewayProxyResponse, error), error) {
+	awsCfg, err := config.AWS(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	env, err := config.LoadEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	log := logs.New(os.Stdout, env.LogLevel)
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, env.LocalEndpoint), env.Table)
-	lambda.Start(Handler(store, log))
+	return Handler(store, log), nil
 }
 
 // Forgetter forgets connections; *dynamo.Store is one.

@@ -9,22 +9,33 @@ import (
 	"os"
 
 	lambdaevents "github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/events"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/startup"
 	"github.com/federation-gateway/gateway/shared/wsapi"
 )
 
-func main() {
-	env, awsCfg := config.MustLoadEnv("CONNECTIONS_URL")
+func main() { startup.Start(build) }
+
+// build wires the function; startup.Start runs it while the runtime polls for the first
+// invocation.
+func build(ctx context.Context) (func(context.Context, lambdaevents.APIGatewayWebsocketProxyRequest) (lambdaevents.APIGatewayProxyResponse, error), error) {
+	awsCfg, err := config.AWS(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	env, err := config.LoadEnv(os.Getenv, "CONNECTIONS_URL")
+	if err != nil {
+		return nil, err
+	}
 	log := logs.New(os.Stdout, env.LogLevel)
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, env.LocalEndpoint), env.Table)
 	retention := config.Hours(os.Getenv("EVENT_RETENTION_HOURS"), events.DefaultRetention)
 	svc := events.NewService(store.EventLog(retention), store, wsapi.NewConnections(awsCfg, env.Vars["CONNECTIONS_URL"]), store, log, retention)
-	lambda.Start(Handler(svc, log))
+	return Handler(svc, log), nil
 }
 
 // Receiver answers frames; *events.Service is one.

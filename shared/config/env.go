@@ -2,13 +2,9 @@ package config
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // Env is the part of the configuration a function reads from its environment only: the
@@ -44,22 +40,6 @@ func LoadEnv(getenv func(string) string, vars ...string) (Env, error) {
 		return e, errors.New("invalid environment:\n  - " + strings.Join(problems, "\n  - "))
 	}
 	return e, nil
-}
-
-// MustLoadEnv is LoadEnv of the process's environment, with the SDK configuration. A
-// function cannot serve without them, so on failure it prints why and exits.
-func MustLoadEnv(vars ...string) (Env, aws.Config) {
-	awsCfg, err := AWS(os.Getenv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	e, err := LoadEnv(os.Getenv, vars...)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	return e, awsCfg
 }
 
 // Hours reads a setting of whole hours; def when it is empty or not a positive number.
