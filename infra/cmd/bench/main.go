@@ -343,7 +343,7 @@ type results map[string]map[figure]summary
 func measureAll(ctx context.Context, r *runner, subjects []subject, runs int) (results, error) {
 	progress("warm-up: one run of each")
 	for _, s := range subjects {
-		if _, err := r.measure(ctx, s, firstResponse); err != nil {
+		if _, _, err := r.measure(ctx, s, firstResponse); err != nil {
 			return nil, err
 		}
 	}
@@ -355,11 +355,14 @@ func measureAll(ctx context.Context, r *runner, subjects []subject, runs int) (r
 		progress("run %d/%d", i+1, runs)
 		for _, f := range []figure{firstPoll, firstResponse} {
 			for _, s := range subjects {
-				d, err := r.measure(ctx, s, f)
+				d, warm, err := r.measure(ctx, s, f)
 				if err != nil {
 					return nil, err
 				}
 				samples[s.Name][f] = append(samples[s.Name][f], d)
+				if f == firstResponse {
+					samples[s.Name][warmResponse] = append(samples[s.Name][warmResponse], warm)
+				}
 			}
 		}
 	}

@@ -37,6 +37,10 @@ type figure int
 const (
 	firstPoll     figure = iota // until its first Runtime API poll for an invocation
 	firstResponse               // until a lambda.Invoke, sent once it polls, returns
+	// The same invocation sent again once the first returned, timed from its sending: what
+	// the request's own work costs in a warm process, beside which the first response's
+	// excess is the cold start's.
+	warmResponse
 )
 
 // runner runs subjects as Lambda runs a bootstrap: a process serving the local endpoint's
@@ -49,21 +53,22 @@ type runner struct {
 }
 
 // measure runs s once, under a function name of its own so that no earlier process's poll
-// counts, and returns the time from exec to what f names. The process is killed at the end.
-func (r *runner) measure(ctx context.Context, s subject, f figure) (time.Duration, error) {
+// counts, and returns the time from exec to what f names; for firstResponse also the
+// warmResponse of the same process. The process is killed at the end.
+func (r *runner) measure(ctx context.Context, s subject, f figure) (time.Duration, time.Duration, error) {
 	r.seq++
 	name := fmt.Sprintf("%s-bench-%d", s.Name, r.seq)
 	fn := s.Fn
 	fn.LogicalID, fn.Timeout = name, r.timeout
 	if err := r.cloud.Register(ctx, fn); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 
 	p, err := start(s.Host, devstack.FunctionEnv(fn, r.ep.URL))
 	if err != nil {
-		return 0, fmt.Errorf("%s: start %s: %w", s.Name, s.Host, err)
+		return 0, 0, fmt.Errorf("%s: start %s: %w", s.Name, s.Host, err)
 	}
 	defer p.stop()
 	go func() {
@@ -75,18 +80,30 @@ func (r *runner) measure(ctx context.Context, s subject, f figure) (time.Duratio
 	}()
 
 	if err := r.ep.WaitPolling(ctx, name); err != nil {
-		return 0, r.failure(ctx, p, s.Name, "poll the Runtime API", err)
+		return 0, 0, r.failure(ctx, p, s.Name, "poll the Runtime API", err)
 	}
 	if f == firstPoll {
-		return time.Since(p.started), nil
+		return time.Since(p.started), 0, nil
 	}
-	out, err := r.cloud.Lambda().Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(name), Payload: s.Event})
-	if err != nil {
-		return 0, r.failure(ctx, p, s.Name, "answer "+s.EventOf, err)
+	if err := r.invoke(ctx, p, s, name); err != nil {
+		return 0, 0, err
 	}
 	elapsed := time.Since(p.started)
+	sent := time.Now()
+	if err := r.invoke(ctx, p, s, name); err != nil {
+		return 0, 0, fmt.Errorf("again: %w", err)
+	}
+	return elapsed, time.Since(sent), nil
+}
+
+// invoke sends s its event and checks the answer.
+func (r *runner) invoke(ctx context.Context, p *process, s subject, name string) error {
+	out, err := r.cloud.Lambda().Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(name), Payload: s.Event})
+	if err != nil {
+		return r.failure(ctx, p, s.Name, "answer "+s.EventOf, err)
+	}
 	if out.FunctionError != nil && !namedAnswer(out.Payload) {
-		return 0, fmt.Errorf("%s: %s failed: %s", s.Name, s.EventOf, out.Payload)
+		return fmt.Errorf("%s: %s failed: %s", s.Name, s.EventOf, out.Payload)
 	}
 	// An HTTP function that answers 5xx did not do its real work (a missing table, say):
 	// its time would flatter it.
@@ -94,9 +111,9 @@ func (r *runner) measure(ctx context.Context, s subject, f figure) (time.Duratio
 		StatusCode int `json:"statusCode"`
 	}
 	if json.Unmarshal(out.Payload, &resp) == nil && resp.StatusCode >= 500 {
-		return 0, fmt.Errorf("%s: %s answered %d: %s", s.Name, s.EventOf, resp.StatusCode, out.Payload)
+		return fmt.Errorf("%s: %s answered %d: %s", s.Name, s.EventOf, resp.StatusCode, out.Payload)
 	}
-	return elapsed, nil
+	return nil
 }
 
 // process is one run of a bootstrap.
