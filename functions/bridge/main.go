@@ -19,6 +19,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
 	"github.com/federation-gateway/gateway/shared/stepfunctions"
 )
@@ -32,7 +33,7 @@ func build(ctx context.Context) (apigw.LambdaHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(ctx, os.Getenv, ssm.NewFromConfig(awsCfg))
+	cfg, err := config.Load(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)))
 	if err != nil {
 		return nil, err
 	}

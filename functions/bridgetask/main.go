@@ -16,6 +16,8 @@ import (
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/smsecret"
+	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
 	"github.com/federation-gateway/gateway/shared/teg"
 )
@@ -29,7 +31,7 @@ func build(ctx context.Context) (func(context.Context, Input) (Output, error), e
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(ctx, os.Getenv, ssm.NewFromConfig(awsCfg))
+	cfg, err := config.Load(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)))
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +39,7 @@ func build(ctx context.Context) (func(context.Context, Input) (Output, error), e
 	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	// The token services are configured, as registries are: the registries' policy.
 	httpClient := outbound.NewClient(outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints, Timeout: teg.DefaultTimeout})
-	tokens, err := teg.Clients(ctx, cfg, secretsmanager.NewFromConfig(awsCfg), httpClient)
+	tokens, err := teg.Clients(ctx, cfg, smsecret.New(secretsmanager.NewFromConfig(awsCfg)), httpClient)
 	if err != nil {
 		return nil, fmt.Errorf("token services: %w", err)
 	}

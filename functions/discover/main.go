@@ -14,6 +14,8 @@ import (
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/metrics"
+	"github.com/federation-gateway/gateway/shared/smsecret"
+	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
 )
 
@@ -26,7 +28,7 @@ func build(ctx context.Context) (apigw.LambdaHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, secrets, err := config.LoadWithSecrets(ctx, os.Getenv, ssm.NewFromConfig(awsCfg), secretsmanager.NewFromConfig(awsCfg), "CURSOR_KEY_SECRET")
+	cfg, secrets, err := config.LoadWithSecrets(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)), smsecret.New(secretsmanager.NewFromConfig(awsCfg)), "CURSOR_KEY_SECRET")
 	if err != nil {
 		return nil, err
 	}

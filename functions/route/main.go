@@ -27,6 +27,8 @@ import (
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
 	"github.com/federation-gateway/gateway/shared/routing"
+	"github.com/federation-gateway/gateway/shared/smsecret"
+	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
 )
 
@@ -41,7 +43,7 @@ func build(ctx context.Context) (apigw.LambdaHandler, error) {
 	}
 	// One Secrets Manager client: the gateway's keys now, the registries' credentials on
 	// first use.
-	sm := secretsmanager.NewFromConfig(awsCfg)
+	sm := smsecret.New(secretsmanager.NewFromConfig(awsCfg))
 	// The signing key is derived as soon as its secret arrives, while the configuration
 	// document is still on its way, and what its derivation can do without the key is done
 	// while both are: the process's first Ed25519 operation builds the curve's tables
@@ -49,7 +51,7 @@ func build(ctx context.Context) (apigw.LambdaHandler, error) {
 	go delivery.PrepareSigning()
 	signer := make(chan signerResult, 1)
 	go func() { signer <- deriveSigner(ctx, sm) }()
-	cfg, secrets, err := config.LoadWithSecrets(ctx, os.Getenv, ssm.NewFromConfig(awsCfg), sm, "CURSOR_KEY_SECRET")
+	cfg, secrets, err := config.LoadWithSecrets(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)), sm, "CURSOR_KEY_SECRET")
 	key := <-signer
 	if err := errors.Join(err, key.err); err != nil {
 		return nil, err
@@ -80,8 +82,7 @@ func build(ctx context.Context) (apigw.LambdaHandler, error) {
 	// The registries' clients (and their credentials) serve only the rare lookup of a
 	// target the directory lacks: they are made on first use, not on every cold start.
 	lookup := sync.OnceValues(func() (func(context.Context, string) (federation.Agent, error), error) {
-		clients, err := registry.NewClients(ctx, cfg.Registries, registries, registry.Options{},
-			func(ctx context.Context, name string) (string, error) { return config.Secret(ctx, sm, name) })
+		clients, err := registry.NewClients(ctx, cfg.Registries, registries, registry.Options{}, sm.Secret)
 		if err != nil {
 			return nil, err
 		}
@@ -131,8 +132,8 @@ type signerResult struct {
 
 // deriveSigner reads the gateway's key secret (GATEWAY_KEY_SECRET) and derives its
 // signing key.
-func deriveSigner(ctx context.Context, sm config.SecretGetter) signerResult {
-	seed, err := config.Secret(ctx, sm, os.Getenv("GATEWAY_KEY_SECRET"))
+func deriveSigner(ctx context.Context, sm config.SecretReader) signerResult {
+	seed, err := sm.Secret(ctx, os.Getenv("GATEWAY_KEY_SECRET"))
 	if err != nil {
 		return signerResult{err: fmt.Errorf("GATEWAY_KEY_SECRET: %w", err)}
 	}

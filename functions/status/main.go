@@ -16,6 +16,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/logs"
+	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
 )
 
@@ -28,7 +29,7 @@ func build(ctx context.Context) (apigw.LambdaHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(ctx, os.Getenv, ssm.NewFromConfig(awsCfg))
+	cfg, err := config.Load(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)))
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
+	"github.com/federation-gateway/gateway/shared/smsecret"
+	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
 )
 
@@ -33,18 +35,17 @@ func build(ctx context.Context) (func(context.Context, json.RawMessage) (Report,
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(ctx, os.Getenv, ssm.NewFromConfig(awsCfg))
+	cfg, err := config.Load(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)))
 	if err != nil {
 		return nil, err
 	}
 	log := logs.New(os.Stdout, cfg.LogLevel)
-	sm := secretsmanager.NewFromConfig(awsCfg)
+	sm := smsecret.New(secretsmanager.NewFromConfig(awsCfg))
 	registries := outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints}
 	// Bundle endpoints are key material from outside: public https only, in every mode.
 	bundles := identityhttp.NewBundleFetcher(outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: cfg.AWSEndpoints}))
 
-	clients, err := registry.NewClients(ctx, cfg.Registries, registries, registry.Options{Concurrency: cfg.Sync.Concurrency},
-		func(ctx context.Context, name string) (string, error) { return config.Secret(ctx, sm, name) })
+	clients, err := registry.NewClients(ctx, cfg.Registries, registries, registry.Options{Concurrency: cfg.Sync.Concurrency}, sm.Secret)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
+	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
 )
 
@@ -30,7 +31,7 @@ func build(ctx context.Context) (func(context.Context, lambdaevents.APIGatewayWe
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(ctx, os.Getenv, ssm.NewFromConfig(awsCfg))
+	cfg, err := config.Load(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)))
 	if err != nil {
 		return nil, err
 	}

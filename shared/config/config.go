@@ -16,9 +16,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-
 	"github.com/federation-gateway/gateway/shared/federation"
 )
 
@@ -108,15 +105,16 @@ type Document struct {
 	Bridge               Bridge                   `json:"bridge"`
 }
 
-// ParameterGetter reads an SSM parameter; *ssm.Client is one.
-type ParameterGetter interface {
-	GetParameter(ctx context.Context, in *ssm.GetParameterInput, opts ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+// ParameterReader reads the value of an SSM parameter by name, decrypted; ssmparam.Reader
+// is one.
+type ParameterReader interface {
+	Parameter(ctx context.Context, name string) (string, error)
 }
 
 // Load reads the configuration. getenv is os.Getenv in production; params reads the SSM
 // parameter named by CONFIG_PARAMETER and may be nil when CONFIG_FILE is used instead.
 // Every problem is reported at once, each with what to do about it.
-func Load(ctx context.Context, getenv func(string) string, params ParameterGetter) (Config, error) {
+func Load(ctx context.Context, getenv func(string) string, params ParameterReader) (Config, error) {
 	cfg := Config{
 		Stage:         getenv(EnvStage),
 		LogLevel:      getenv(EnvLogLevel),
@@ -200,7 +198,7 @@ func awsEndpoints(getenv func(string) string) []string {
 	return out
 }
 
-func readDocument(ctx context.Context, getenv func(string) string, params ParameterGetter) ([]byte, string, error) {
+func readDocument(ctx context.Context, getenv func(string) string, params ParameterReader) ([]byte, string, error) {
 	file, param := getenv(EnvConfigFile), getenv(EnvConfigParameter)
 	switch {
 	case file != "":
@@ -218,11 +216,11 @@ func readDocument(ctx context.Context, getenv func(string) string, params Parame
 		if params == nil {
 			return nil, "", fmt.Errorf("%s=%s but no SSM client was given", EnvConfigParameter, param)
 		}
-		out, err := params.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param), WithDecryption: aws.Bool(true)})
+		value, err := params.Parameter(ctx, param)
 		if err != nil {
 			return nil, "", fmt.Errorf("read SSM parameter %s: %w", param, err)
 		}
-		return []byte(aws.ToString(out.Parameter.Value)), "SSM parameter " + param, nil
+		return []byte(value), "SSM parameter " + param, nil
 	default:
 		return nil, "", fmt.Errorf("neither %s (an SSM parameter name) nor %s (a local file) is set", EnvConfigParameter, EnvConfigFile)
 	}

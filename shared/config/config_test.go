@@ -15,6 +15,7 @@ import (
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/bridge"
 	"github.com/federation-gateway/gateway/shared/config"
+	"github.com/federation-gateway/gateway/shared/ssmparam"
 )
 
 const validDoc = `{
@@ -60,13 +61,14 @@ func TestLoadFromFile(t *testing.T) {
 func TestLoadFromSSMParameter(t *testing.T) {
 	ctx := context.Background()
 	client := ssm.NewFromConfig(localtest.AWSConfig(t))
+	params := ssmparam.New(client)
 	name := fmt.Sprintf("/federation-gateway/test-%d/config", time.Now().UnixNano())
 	if _, err := client.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(validDoc), Type: "String"}); err != nil {
 		t.Fatalf("put parameter: %v", err)
 	}
 	cfg, err := config.Load(ctx, env(map[string]string{
 		"STAGE": "dev", "TABLE_NAME": "t", "CONFIG_PARAMETER": name, "AWS_ENDPOINT_URL": localtest.Endpoint(t).URL,
-	}), client)
+	}), params)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -74,7 +76,7 @@ func TestLoadFromSSMParameter(t *testing.T) {
 		t.Errorf("cfg = %+v", cfg)
 	}
 
-	_, err = config.Load(ctx, env(map[string]string{"STAGE": "dev", "TABLE_NAME": "t", "CONFIG_PARAMETER": name + "-missing"}), client)
+	_, err = config.Load(ctx, env(map[string]string{"STAGE": "dev", "TABLE_NAME": "t", "CONFIG_PARAMETER": name + "-missing"}), params)
 	if err == nil || !strings.Contains(err.Error(), "read SSM parameter "+name+"-missing") {
 		t.Errorf("missing parameter: err = %v", err)
 	}

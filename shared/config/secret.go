@@ -5,41 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
-// SecretGetter reads a Secrets Manager secret; *secretsmanager.Client is one.
-type SecretGetter interface {
-	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
-}
-
-// Secret returns the string value of the secret with that name or ARN.
-func Secret(ctx context.Context, sm SecretGetter, id string) (string, error) {
-	if id == "" {
-		return "", errors.New("no secret is named (the template sets the variable)")
-	}
-	out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
-	if err != nil {
-		return "", fmt.Errorf("read secret %s: %w", id, err)
-	}
-	if out.SecretString == nil || *out.SecretString == "" {
-		return "", fmt.Errorf("secret %s has no string value", id)
-	}
-	return *out.SecretString, nil
+// SecretReader reads the string value of a secret by name or ARN; smsecret.Reader is one.
+type SecretReader interface {
+	Secret(ctx context.Context, id string) (string, error)
 }
 
 // LoadWithSecrets is Load that also reads, at the same time as the configuration document,
 // the Secrets Manager secrets named by the given environment variables, and returns their
 // values by variable. Reading them side by side shortens a cold start by a round trip
 // each. Every problem is reported at once.
-func LoadWithSecrets(ctx context.Context, getenv func(string) string, params ParameterGetter, sm SecretGetter, vars ...string) (Config, map[string]string, error) {
+func LoadWithSecrets(ctx context.Context, getenv func(string) string, params ParameterReader, sm SecretReader, vars ...string) (Config, map[string]string, error) {
 	values := make([]string, len(vars))
 	errs := make([]error, len(vars))
 	var wg sync.WaitGroup
 	for i, v := range vars {
-		wg.Go(func() { values[i], errs[i] = Secret(ctx, sm, getenv(v)) })
+		wg.Go(func() { values[i], errs[i] = sm.Secret(ctx, getenv(v)) })
 	}
 	cfg, err := Load(ctx, getenv, params)
 	wg.Wait()

@@ -12,15 +12,17 @@ import (
 
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/config"
+	"github.com/federation-gateway/gateway/shared/smsecret"
 )
 
 // LoadWithSecrets reads the secrets beside the document, against the local endpoint's
 // Secrets Manager, and reports a missing secret together with the document's problems.
 func TestLoadWithSecrets(t *testing.T) {
 	ctx := context.Background()
-	sm := secretsmanager.NewFromConfig(localtest.AWSConfig(t))
+	client := secretsmanager.NewFromConfig(localtest.AWSConfig(t))
+	sm := smsecret.New(client)
 	name := fmt.Sprintf("federation-gateway/test-%d/key", time.Now().UnixNano())
-	if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("s3cret")}); err != nil {
+	if _, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("s3cret")}); err != nil {
 		t.Fatal(err)
 	}
 	vars := map[string]string{"STAGE": "dev", "TABLE_NAME": "t", "CONFIG_FILE": writeFile(t, validDoc), "KEY_SECRET": name}

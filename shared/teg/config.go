@@ -14,7 +14,7 @@ import (
 // Clients returns config.Config.BridgeOptions's tokens function: the client of each
 // registry's token service, with the gateway's Bearer token there read from its Secrets
 // Manager secret. The secrets are read side by side, once, when Clients is called.
-func Clients(ctx context.Context, cfg config.Config, sm config.SecretGetter, httpClient *http.Client) (func(string, config.BridgeRegistry) (bridge.TokenService, error), error) {
+func Clients(ctx context.Context, cfg config.Config, sm config.SecretReader, httpClient *http.Client) (func(string, config.BridgeRegistry) (bridge.TokenService, error), error) {
 	ids := make([]string, 0, len(cfg.Bridge.Registries))
 	for id := range cfg.Bridge.Registries {
 		ids = append(ids, id)
@@ -26,7 +26,7 @@ func Clients(ctx context.Context, cfg config.Config, sm config.SecretGetter, htt
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tokens[i], errs[i] = config.Secret(ctx, sm, cfg.TEGSecret(id))
+			tokens[i], errs[i] = sm.Secret(ctx, cfg.TEGSecret(id))
 		}()
 	}
 	wg.Wait()

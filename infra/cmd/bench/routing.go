@@ -35,6 +35,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/routing"
+	"github.com/federation-gateway/gateway/shared/smsecret"
 )
 
 // The routing section's fixed settings.
@@ -394,7 +395,7 @@ func (b *routingBench) stackSigner(ctx context.Context) (*delivery.Signer, error
 			secretID = fn.Env["GATEWAY_KEY_SECRET"]
 		}
 	}
-	seed, err := config.Secret(ctx, secretsmanager.NewFromConfig(devstack.LocalAWSConfig(b.stack.EndpointURL)), secretID)
+	seed, err := smsecret.New(secretsmanager.NewFromConfig(devstack.LocalAWSConfig(b.stack.EndpointURL))).Secret(ctx, secretID)
 	if err != nil {
 		return nil, fmt.Errorf("gateway key: %w", err)
 	}
