@@ -5,7 +5,8 @@
 //
 //   - cold start: exec of the bootstrap until its first Runtime API poll, and until the
 //     answer to one invocation, each run against the local AWS endpoint with the function's
-//     resources provisioned, as the function would start on Lambda;
+//     resources provisioned, as the function would start on Lambda; beside it, the same
+//     invocation answered again by the warm process;
 //   - size of the bootstrap `make build` deploys;
 //   - directory: DynamoDB items written, DynamoDB calls and registry requests of syncs of an
 //     AgentVault v1 and an AgentVault v2 registry as none, 1 % or all of their cards change,
