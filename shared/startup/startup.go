@@ -13,36 +13,28 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 )
 
-// MaxBuild is how long a build may take: the 10 s Lambda gives a function's init phase,
-// where the reads were before they ran beside the first poll. A build that takes longer
-// (a read that hangs) fails the start as one that returns an error does.
-const MaxBuild = 10 * time.Second
-
 // Start starts the Lambda runtime at once and runs build beside it; every invocation waits
 // for build to finish, then runs the handler it made.
 //
-// A build that fails, or takes longer than MaxBuild, is a start that fails, as when a
-// function read its configuration before polling: Start prints why to stderr and exits 1
-// at once, whether an invocation is waiting or not. Lambda reports the start (or the
-// invocation) as failed with Runtime.ExitError and the function's log says why; the next
-// invocation starts afresh.
+// A build that fails is a start that fails, as when a function read its configuration
+// before polling: Start prints why to stderr and exits 1 at once, whether an invocation is
+// waiting or not. Lambda reports the start (or the invocation) as failed with
+// Runtime.ExitError and the function's log says why; the next invocation starts afresh.
 //
 // build makes the function's handler: it reads the configuration and secrets and wires the
 // clients; an error means the function cannot serve.
 func Start[E, R any, H ~func(context.Context, E) (R, error)](build func(context.Context) (H, error)) {
-	lambda.Start(Defer(context.Background(), build, MaxBuild, func(err error) { Exit(os.Stderr, err) }))
+	lambda.Start(Defer(context.Background(), build, func(err error) { Exit(os.Stderr, err) }))
 }
 
 // Defer starts build in a goroutine and returns a handler that waits for it. When build
 // fails, fail is called with its error as soon as it returns (Start's fail exits); a
-// handler still waiting then returns the error too. When build has not returned after
-// limit (0: no limit), fail is called with an error saying so.
-func Defer[E, R any, H ~func(context.Context, E) (R, error)](ctx context.Context, build func(context.Context) (H, error), limit time.Duration, fail func(error)) func(context.Context, E) (R, error) {
+// handler still waiting then returns the error too.
+func Defer[E, R any, H ~func(context.Context, E) (R, error)](ctx context.Context, build func(context.Context) (H, error), fail func(error)) func(context.Context, E) (R, error) {
 	done := make(chan struct{})
 	var h H
 	var err error
@@ -52,17 +44,6 @@ func Defer[E, R any, H ~func(context.Context, E) (R, error)](ctx context.Context
 			fail(err)
 		}
 	}()
-	if limit > 0 {
-		go func() {
-			t := time.NewTimer(limit)
-			defer t.Stop()
-			select {
-			case <-done:
-			case <-t.C:
-				fail(fmt.Errorf("the function did not start within %s (reading its configuration and secrets, wiring its clients)", limit))
-			}
-		}()
-	}
 	return func(ctx context.Context, ev E) (R, error) {
 		select {
 		case <-done:
