@@ -91,10 +91,14 @@ template-lint: $(PY_TOOLS)
 # The template's policy check: least-privilege IAM, encryption at rest, log retention,
 # point-in-time recovery. Every rule it waives is waived in the template, on the
 # resource, with the reason (Metadata: checkov: skip:). infra/policy adds the gateway's own
-# rule: checkov's IAM checks do not read the SAM functions' inline policies.
+# rule: checkov's IAM checks do not read the SAM functions' inline policies. It then runs on
+# infra/policytest/refused.yaml, which each check must refuse, so a check that stopped
+# firing fails the lint.
 policy-check: $(CHECKOV)
 	PYTHONDONTWRITEBYTECODE=1 $(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation \
 		--external-checks-dir infra/policy --compact --quiet --skip-download
+	PYTHONDONTWRITEBYTECODE=1 $(CHECKOV_VENV)/bin/checkov --file infra/policytest/refused.yaml --framework cloudformation \
+		--external-checks-dir infra/policy --quiet --skip-download -o json 2>/dev/null | $(CHECKOV_VENV)/bin/python infra/policytest/expect.py
 
 build: ## Build every function as linux/arm64 bootstrap under .build/lambda/<LogicalId>/.
 	@for fn in $(FUNCTIONS); do \
