@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The emulator (kumo v0.33.1) writes a table's stream records for PutItem, UpdateItem and
@@ -161,6 +162,10 @@ func (s *streamWrites) serveStreamed(w http.ResponseWriter, r *http.Request, nex
 	if rec.Code != http.StatusOK {
 		return // nothing was written
 	}
+	// The transaction is applied: what follows must finish even if its caller goes away
+	// (a function's deadline), or the old items set back would stay, and a committed
+	// transaction would be lost (TestStreamedTransactionOutlivesItsCaller).
+	ctx = context.WithoutCancel(ctx)
 	now, err := s.getItems(ctx, keys)
 	if err != nil {
 		return
@@ -187,10 +192,14 @@ func (s *streamWrites) serveStreamed(w http.ResponseWriter, r *http.Request, nex
 			continue // the table keeps the transaction's writes, unstreamed
 		}
 		for _, i := range chunk {
+			op, in := "PutItem", map[string]any{"TableName": keys[i].table, "Item": now[i]}
 			if now[i] == nil {
-				_ = s.call(ctx, "DeleteItem", map[string]any{"TableName": keys[i].table, "Key": keys[i].key}, nil)
-			} else {
-				_ = s.call(ctx, "PutItem", map[string]any{"TableName": keys[i].table, "Item": now[i]}, nil)
+				op, in = "DeleteItem", map[string]any{"TableName": keys[i].table, "Key": keys[i].key}
+			}
+			// The emulator in process fails a call only when it is stopping; try again
+			// a few times rather than leave the old item.
+			for attempt := 0; attempt < 3 && s.call(ctx, op, in, nil) != nil; attempt++ {
+				time.Sleep(10 * time.Millisecond)
 			}
 		}
 	}

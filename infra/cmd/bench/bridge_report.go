@@ -78,6 +78,13 @@ local endpoint (Retry and Catch as on AWS, localstack/sfntasks.go)
 	for _, why := range samples {
 		fmt.Fprintf(w, "  parked, e.g. %s\n", why)
 	}
+	for i, v := range r.Violations {
+		if i == 10 {
+			fmt.Fprintf(w, "  ... and %d more violations\n", len(r.Violations)-i)
+			break
+		}
+		fmt.Fprintf(w, "  violation: %s\n", v)
+	}
 	var kinds []string
 	for k, v := range r.Faults {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, v))
