@@ -9,19 +9,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/bridge"
-	"github.com/federation-gateway/gateway/shared/config"
-	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
-	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
-	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
 	"github.com/federation-gateway/gateway/shared/stepfunctions"
+	"github.com/federation-gateway/gateway/shared/wiring"
 )
 
 func main() { startup.Start(build) }
@@ -29,16 +25,11 @@ func main() { startup.Start(build) }
 // build wires the function; startup.Start runs it while the runtime polls for the first
 // invocation.
 func build(ctx context.Context) (apigw.LambdaHandler, error) {
-	awsCfg, err := config.AWS(os.Getenv)
+	fn, err := wiring.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)))
-	if err != nil {
-		return nil, err
-	}
-	log := logs.New(os.Stdout, cfg.LogLevel)
-	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
+	awsCfg, cfg, log, store := fn.AWS, fn.Config, fn.Log, fn.Store
 	// Identifiers (did:web documents) are caller-supplied: the outbound guard's strictest
 	// policy (docs/architecture.md, "Security model").
 	identifiers := outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: cfg.AWSEndpoints})

@@ -4,22 +4,15 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/federation-gateway/gateway/shared/bridge"
-	"github.com/federation-gateway/gateway/shared/config"
-	"github.com/federation-gateway/gateway/shared/dynamo"
-	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/metrics"
-	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/smsecret"
-	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
 	"github.com/federation-gateway/gateway/shared/teg"
+	"github.com/federation-gateway/gateway/shared/wiring"
 )
 
 func main() { startup.Start(build) }
@@ -27,30 +20,14 @@ func main() { startup.Start(build) }
 // build wires the function; startup.Start runs it while the runtime polls for the first
 // invocation.
 func build(ctx context.Context) (func(context.Context, Input) (Output, error), error) {
-	awsCfg, err := config.AWS(os.Getenv)
+	fn, err := wiring.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)))
+	awsCfg, cfg, log, store := fn.AWS, fn.Config, fn.Log, fn.Store
+	b, err := teg.Bridge(ctx, cfg, store, smsecret.New(secretsmanager.NewFromConfig(awsCfg)), nil, log)
 	if err != nil {
 		return nil, err
-	}
-	log := logs.New(os.Stdout, cfg.LogLevel)
-	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
-	// The token services are configured, as registries are: the registries' policy.
-	httpClient := outbound.NewClient(outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints, Timeout: teg.DefaultTimeout})
-	tokens, err := teg.Clients(ctx, cfg, smsecret.New(secretsmanager.NewFromConfig(awsCfg)), httpClient)
-	if err != nil {
-		return nil, fmt.Errorf("token services: %w", err)
-	}
-	opts, err := cfg.BridgeOptions(tokens)
-	if err != nil {
-		return nil, fmt.Errorf("bridge configuration: %w", err)
-	}
-	opts.Log = log
-	b, err := bridge.New(store, nil, nil, opts)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: %w", err)
 	}
 	return Handler(b, metrics.New(os.Stdout, cfg.Stage, "bridgetask")), nil
 }

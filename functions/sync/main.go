@@ -10,20 +10,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/directory"
-	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
-	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/registry"
 	"github.com/federation-gateway/gateway/shared/smsecret"
-	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
+	"github.com/federation-gateway/gateway/shared/wiring"
 )
 
 func main() { startup.Start(build) }
@@ -31,15 +27,11 @@ func main() { startup.Start(build) }
 // build wires the function; startup.Start runs it while the runtime polls for the first
 // invocation.
 func build(ctx context.Context) (func(context.Context, json.RawMessage) (Report, error), error) {
-	awsCfg, err := config.AWS(os.Getenv)
+	fn, err := wiring.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)))
-	if err != nil {
-		return nil, err
-	}
-	log := logs.New(os.Stdout, cfg.LogLevel)
+	awsCfg, cfg, log, store := fn.AWS, fn.Config, fn.Log, fn.Store
 	sm := smsecret.New(secretsmanager.NewFromConfig(awsCfg))
 	registries := outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints}
 	// Bundle endpoints are key material from outside: public https only, in every mode.
@@ -49,7 +41,6 @@ func build(ctx context.Context) (func(context.Context, json.RawMessage) (Report,
 	if err != nil {
 		return nil, err
 	}
-	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
 	syncer := directory.NewSyncer(store, cfg.Registries, clients, directory.SyncOptions{
 		StaleAfter:       cfg.Sync.StaleAfter,
 		FullRefreshEvery: time.Duration(cfg.Sync.FullRefreshMinutes) * time.Minute,

@@ -7,18 +7,15 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
-	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/metrics"
 	"github.com/federation-gateway/gateway/shared/outbound"
-	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
+	"github.com/federation-gateway/gateway/shared/wiring"
 )
 
 func main() { startup.Start(build) }
@@ -26,16 +23,11 @@ func main() { startup.Start(build) }
 // build wires the function; startup.Start runs it while the runtime polls for the first
 // invocation.
 func build(ctx context.Context) (apigw.LambdaHandler, error) {
-	awsCfg, err := config.AWS(os.Getenv)
+	fn, err := wiring.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)))
-	if err != nil {
-		return nil, err
-	}
-	log := logs.New(os.Stdout, cfg.LogLevel)
-	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
+	cfg, log, store := fn.Config, fn.Log, fn.Store
 	v, err := newVerifier(cfg, store)
 	if err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)

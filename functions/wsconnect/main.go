@@ -5,21 +5,18 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	lambdaevents "github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/events"
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
-	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/outbound"
-	"github.com/federation-gateway/gateway/shared/ssmparam"
 	"github.com/federation-gateway/gateway/shared/startup"
+	"github.com/federation-gateway/gateway/shared/wiring"
 )
 
 func main() { startup.Start(build) }
@@ -27,16 +24,11 @@ func main() { startup.Start(build) }
 // build wires the function; startup.Start runs it while the runtime polls for the first
 // invocation.
 func build(ctx context.Context) (func(context.Context, lambdaevents.APIGatewayWebsocketProxyRequest) (lambdaevents.APIGatewayProxyResponse, error), error) {
-	awsCfg, err := config.AWS(os.Getenv)
+	fn, err := wiring.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(ctx, os.Getenv, ssmparam.New(ssm.NewFromConfig(awsCfg)))
-	if err != nil {
-		return nil, err
-	}
-	log := logs.New(os.Stdout, cfg.LogLevel)
-	store := dynamo.NewStore(dynamo.NewClient(awsCfg, cfg.LocalEndpoint), cfg.Table)
+	cfg, log, store := fn.Config, fn.Log, fn.Store
 	verifier, err := newVerifier(cfg, store)
 	if err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 
 	"github.com/federation-gateway/gateway/shared/bridge"
 	"github.com/federation-gateway/gateway/shared/config"
+	"github.com/federation-gateway/gateway/shared/outbound"
 )
 
 // Clients returns config.Config.BridgeOptions's tokens function: the client of each
@@ -40,4 +42,27 @@ func Clients(ctx context.Context, cfg config.Config, sm config.SecretReader, htt
 	return func(id string, r config.BridgeRegistry) (bridge.TokenService, error) {
 		return New(r.TEGURL, byID[id], httpClient, cfg.Bridge.TEGTimeout()), nil
 	}, nil
+}
+
+// Bridge returns the token bridge of the functions that move value (the saga's steps,
+// operators, reconciliation): its store, the configured lanes and the token service
+// clients, whose requests follow the registries' outbound policy (the token services are
+// configured by the operator, as registries are). executions may be nil for a function that
+// starts no saga.
+func Bridge(ctx context.Context, cfg config.Config, store bridge.Store, sm config.SecretReader, executions bridge.Executions, log *slog.Logger) (*bridge.Bridge, error) {
+	httpClient := outbound.NewClient(outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints, Timeout: DefaultTimeout})
+	tokens, err := Clients(ctx, cfg, sm, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("token services: %w", err)
+	}
+	opts, err := cfg.BridgeOptions(tokens)
+	if err != nil {
+		return nil, fmt.Errorf("bridge configuration: %w", err)
+	}
+	opts.Log = log
+	b, err := bridge.New(store, nil, executions, opts)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	return b, nil
 }
