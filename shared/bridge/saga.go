@@ -323,23 +323,11 @@ func (b *Bridge) Mint(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", taskErr(ErrInvalidState, err, "lane %s", t.Lane)
 	}
-	msg := Message(t.ID, StepMint)
-	var tx TokenTx
-	var found bool
-	if t.MintSentAt.IsZero() {
-		if t, err = b.intend(ctx, id, StatusReserved, func(t *Transfer, now time.Time) { t.MintSentAt = now }); err != nil {
-			return "", err
-		}
-	} else {
-		tx, found, err = b.search(ctx, dst.Tokens, t.MintSentAt.Add(-time.Minute), func(tx TokenTx) bool {
-			return tx.Message == msg && tx.Sender == dst.Account
-		})
-		if err != nil {
-			return "", tokenFault(err, ErrMintUnknown, "look for the mint of "+id)
-		}
-	}
-	if !found || tx.Status == TxFailed {
-		tx, err = dst.Tokens.Transfer(ctx, TokenTransfer{Receiver: t.ReceiverAccount, Amount: t.Reserved, Message: msg, IdempotencyKey: t.ID + "#mint"})
+	t, tx, err, failed := b.payOnce(ctx, t, t.MintSentAt, func(t *Transfer, now time.Time) { t.MintSentAt = now }, dst,
+		TokenTransfer{Receiver: t.ReceiverAccount, Amount: t.Reserved, Message: Message(t.ID, StepMint), IdempotencyKey: t.ID + "#mint"},
+		ErrMintUnknown, "the mint of "+id)
+	if failed != nil {
+		return "", failed
 	}
 	var te *TokenError
 	switch {
@@ -398,6 +386,37 @@ func (b *Bridge) mintRefused(ctx context.Context, id, reason string) (string, er
 		return &Change{Transfer: t, Books: []Book{b.touch(bk, now)}}, OutcomeRefund, nil
 	})
 	return outcome, err
+}
+
+// payOnce sends p from the gateway's account on r at most once, whatever earlier attempts
+// of the step did. The first attempt records that the payment may go out (mark, on the
+// transfer still in its status, at sentAt) before it sends; a later one looks for p among
+// the account's transactions since then and sends again, with p's idempotency key, only
+// when it is not there or failed. It returns the transfer as recorded, the payment's
+// transaction and the token service's error for the caller to judge (a refusal, an
+// unknown outcome); failed is a failure to record or to look, never to be compensated:
+// unknown is its task error when the search's outcome is unknown, what names the payment.
+func (b *Bridge) payOnce(ctx context.Context, t Transfer, sentAt time.Time, mark func(*Transfer, time.Time), r Registry, p TokenTransfer, unknown, what string) (_ Transfer, _ TokenTx, payErr, failed error) {
+	var tx TokenTx
+	var found bool
+	if sentAt.IsZero() {
+		var err error
+		if t, err = b.intend(ctx, t.ID, t.Status, mark); err != nil {
+			return t, tx, nil, err
+		}
+	} else {
+		var err error
+		tx, found, err = b.search(ctx, r.Tokens, sentAt.Add(-time.Minute), func(tx TokenTx) bool {
+			return tx.Message == p.Message && tx.Sender == r.Account
+		})
+		if err != nil {
+			return t, tx, nil, tokenFault(err, unknown, "look for "+what)
+		}
+	}
+	if !found || tx.Status == TxFailed {
+		tx, payErr = r.Tokens.Transfer(ctx, p)
+	}
+	return t, tx, payErr, nil
 }
 
 // intend records, before a mint or refund is sent, that it may have been: set changes the
@@ -465,23 +484,11 @@ func (b *Bridge) Refund(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", taskErr(ErrInvalidState, err, "lane %s", t.Lane)
 	}
-	msg := Message(t.ID, StepRefund)
-	var tx TokenTx
-	var found bool
-	if t.RefundSentAt.IsZero() {
-		if t, err = b.intend(ctx, id, StatusRefunding, func(t *Transfer, now time.Time) { t.RefundSentAt = now }); err != nil {
-			return "", err
-		}
-	} else {
-		tx, found, err = b.search(ctx, src.Tokens, t.RefundSentAt.Add(-time.Minute), func(tx TokenTx) bool {
-			return tx.Message == msg && tx.Sender == src.Account
-		})
-		if err != nil {
-			return "", tokenFault(err, ErrRefundUnknown, "look for the refund of "+id)
-		}
-	}
-	if !found || tx.Status == TxFailed {
-		tx, err = src.Tokens.Transfer(ctx, TokenTransfer{Receiver: t.DepositSender, Amount: t.Deposited, Message: msg, IdempotencyKey: t.ID + "#refund"})
+	t, tx, err, failed := b.payOnce(ctx, t, t.RefundSentAt, func(t *Transfer, now time.Time) { t.RefundSentAt = now }, src,
+		TokenTransfer{Receiver: t.DepositSender, Amount: t.Deposited, Message: Message(t.ID, StepRefund), IdempotencyKey: t.ID + "#refund"},
+		ErrRefundUnknown, "the refund of "+id)
+	if failed != nil {
+		return "", failed
 	}
 	var te *TokenError
 	switch {
