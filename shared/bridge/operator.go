@@ -375,13 +375,13 @@ func (b *Bridge) resolveWithEvidence(ctx context.Context, t Transfer, req Operat
 			src.Locked = src.Locked.Sub(t.Deposited)
 			src.Refunds, src.TEGFees = src.Refunds.Add(tx.Amount), src.TEGFees.Add(tx.Fee)
 			t.Status, t.Refunded, t.RefundTx = StatusRefunded, tx.Amount, tx.ID
-			entries = append(entries, b.entry(t, seqRefund, EntryRefund, t.Lane.From, tx.Amount, tx.Receiver, tx.ID, now))
+			entries = b.paid(t, seqRefund, seqRefFee, EntryRefund, t.Lane.From, tx, now)
 		} else {
 			dst.Mints, dst.TEGFees = dst.Mints.Add(tx.Amount), dst.TEGFees.Add(tx.Fee)
 			src.Locked = src.Locked.Sub(t.Deposited)
 			src.Fees = src.Fees.Add(t.Fee)
 			t.Status, t.Minted, t.MintTx = StatusCompleted, tx.Amount, tx.ID
-			entries = append(entries, b.entry(t, seqMint, EntryMint, t.Lane.To, tx.Amount, tx.Receiver, tx.ID, now),
+			entries = append(b.paid(t, seqMint, seqMintFee, EntryMint, t.Lane.To, tx, now),
 				b.entry(t, seqFee, EntryFee, t.Lane.From, t.Fee, "", "", now))
 		}
 		t.Reserved, t.Reason = decimal.Zero, ""

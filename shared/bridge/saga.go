@@ -356,10 +356,7 @@ func (b *Bridge) Mint(ctx context.Context, id string) (string, error) {
 		bk.Reserved = bk.Reserved.Sub(t.Reserved)
 		bk.Mints = bk.Mints.Add(tx.Amount)
 		bk.TEGFees = bk.TEGFees.Add(tx.Fee)
-		entries := []Entry{b.entry(t, seqMint, EntryMint, t.Lane.To, tx.Amount, tx.Receiver, tx.ID, now)}
-		if tx.Fee.IsPositive() {
-			entries = append(entries, b.entry(t, seqMintFee, EntryTEGFee, t.Lane.To, tx.Fee, "", tx.ID, now))
-		}
+		entries := b.paid(t, seqMint, seqMintFee, EntryMint, t.Lane.To, tx, now)
 		t.Status, t.Minted, t.MintTx, t.Reserved = StatusMinted, tx.Amount, tx.ID, decimal.Zero
 		t.record(StepMint, OutcomeMinted, fmt.Sprintf("%s paid to %s on %s (transaction %s)", tx.Amount, tx.Receiver, t.Lane.To, tx.ID), now)
 		return &Change{Transfer: t, Books: []Book{b.touch(bk, now)}, Entries: entries}, OutcomeMinted, nil
@@ -417,6 +414,16 @@ func (b *Bridge) payOnce(ctx context.Context, t Transfer, sentAt time.Time, mark
 		tx, payErr = r.Tokens.Transfer(ctx, p)
 	}
 	return t, tx, payErr, nil
+}
+
+// paid is the ledger's entries of a payment tx the gateway made on registry: the payment,
+// and the token service's fee when it charged one.
+func (b *Bridge) paid(t Transfer, seq, feeSeq int, kind, registry string, tx TokenTx, now time.Time) []Entry {
+	entries := []Entry{b.entry(t, seq, kind, registry, tx.Amount, tx.Receiver, tx.ID, now)}
+	if tx.Fee.IsPositive() {
+		entries = append(entries, b.entry(t, feeSeq, EntryTEGFee, registry, tx.Fee, "", tx.ID, now))
+	}
+	return entries
 }
 
 // intend records, before a mint or refund is sent, that it may have been: set changes the
@@ -515,10 +522,7 @@ func (b *Bridge) Refund(ctx context.Context, id string) (string, error) {
 		bk.Locked = bk.Locked.Sub(t.Deposited)
 		bk.Refunds = bk.Refunds.Add(tx.Amount)
 		bk.TEGFees = bk.TEGFees.Add(tx.Fee)
-		entries := []Entry{b.entry(t, seqRefund, EntryRefund, t.Lane.From, tx.Amount, tx.Receiver, tx.ID, now)}
-		if tx.Fee.IsPositive() {
-			entries = append(entries, b.entry(t, seqRefFee, EntryTEGFee, t.Lane.From, tx.Fee, "", tx.ID, now))
-		}
+		entries := b.paid(t, seqRefund, seqRefFee, EntryRefund, t.Lane.From, tx, now)
 		t.Status, t.Refunded, t.RefundTx = StatusRefunded, tx.Amount, tx.ID
 		t.record(StepRefund, OutcomeRefunded, fmt.Sprintf("%s paid back to %s on %s (transaction %s)", tx.Amount, tx.Receiver, t.Lane.From, tx.ID), now)
 		return &Change{Transfer: t, Books: []Book{b.touch(bk, now)}, Entries: entries}, OutcomeRefunded, nil

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -285,6 +286,47 @@ func TestSagaParksAndOperatorsResolve(t *testing.T) {
 		if !r.Drift.IsZero() || !r.Unclaimed.IsZero() || r.Error != "" {
 			t.Errorf("reconcile %+v", r)
 		}
+	}
+}
+
+// A resolution by an operator enters what the token service charged for the payment in
+// the ledger, as the saga's own steps do: the books count it (TEGFees), and the ledger
+// must say what it was.
+func TestOperatorResolutionEntersTheTokenServiceFee(t *testing.T) {
+	s := newSaga(t, nil)
+	ctx := context.Background()
+	tr, _, _ := s.submit("12", s.fx.Deposit(t, sender, "alpha", "12"), "")
+	s.must(bridge.StepVerify, tr.ID, bridge.OutcomeVerified)
+	s.must(bridge.StepReserve, tr.ID, bridge.OutcomeReserved)
+	beta := s.fx.Fed.TEG("beta")
+	beta.Fee = dec("0.1")
+	beta.Queue("transfer", demo.Fault{Kind: demo.FaultApplyLose}, 2)
+	_, err := s.run(bridge.StepMint, tr.ID)
+	beta.ClearFaults()
+	var te *bridge.TaskError
+	if !errors.As(err, &te) || te.Name != bridge.ErrMintUnknown {
+		t.Fatal(err)
+	}
+	if _, err := s.fx.Bridge.Run(ctx, bridge.StepPark, tr.ID, &bridge.Failure{Error: te.Name, Cause: te.Message}); err != nil {
+		t.Fatal(err)
+	}
+	var mintTx string
+	for _, tx := range beta.Transactions() {
+		if tx.AttachedMessage == bridge.Message(tr.ID, bridge.StepMint) {
+			mintTx = tx.TransactionID
+		}
+	}
+	req := bridge.OperatorRequest{Action: bridge.ActionResolve, RequestID: "fee-1", Operator: "ops", TransferID: tr.ID, Resolution: bridge.ResolveCompleted, TransactionID: mintTx}
+	if _, err := s.fx.Bridge.Operate(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := s.fx.Store.LedgerEntries(ctx, tr.ID)
+	var kinds []string
+	for _, e := range entries {
+		kinds = append(kinds, e.Kind+" "+e.Amount.String())
+	}
+	if !slices.Contains(kinds, bridge.EntryTEGFee+" 0.1") || !slices.Contains(kinds, bridge.EntryMint+" 11.988") {
+		t.Errorf("ledger %v: want the mint and the token service's fee of 0.1", kinds)
 	}
 }
 
