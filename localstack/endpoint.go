@@ -145,6 +145,19 @@ func newProxy(target *url.URL, dial func(ctx context.Context, network, addr stri
 	})
 }
 
+// readBody reads a request's body, which the endpoint holds in memory (newProxy), and
+// puts it back for the handlers after the caller; on a failure it answers 400 and
+// returns false.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "local AWS endpoint: read the request: "+err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	return body, true
+}
+
 // Close stops serving, saves the emulator's state when it persists it (UseDataDir), and
 // shuts the emulator down. Every orderly stop goes through it.
 func (e *Endpoint) Close() error {

@@ -3,7 +3,6 @@ package localstack
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -77,8 +76,10 @@ func (m *Meter) watch(next http.Handler) http.Handler {
 		case strings.HasPrefix(target, "DynamoDB_20120810."):
 			op := strings.TrimPrefix(target, "DynamoDB_20120810.")
 			m.add("dynamodb:"+op, 1)
-			body, _ := io.ReadAll(r.Body)
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			body, ok := readBody(w, r)
+			if !ok {
+				return
+			}
 			m.writeUnits(op, body)
 			if isRead(op) {
 				rec := &recorder{ResponseWriter: w}

@@ -144,9 +144,8 @@ func (s *sfnTasks) wrap(next http.Handler) http.Handler {
 			s.rewriteRequest(w, r, next)
 			return
 		case strings.HasPrefix(r.URL.Path, "/2015-03-31/functions/") && strings.HasSuffix(r.URL.Path, "/invocations"):
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
+			body, ok := readBody(w, r)
+			if !ok {
 				return
 			}
 			var env struct {
@@ -168,8 +167,6 @@ func (s *sfnTasks) wrap(next http.Handler) http.Handler {
 				_, _ = w.Write([]byte(`{}`))
 				return
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			r.ContentLength = int64(len(body))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -253,9 +250,8 @@ func (s *sfnTasks) post(url, target string, body []byte, service string) (int, h
 
 // rewriteRequest rewrites the definition of a CreateStateMachine or UpdateStateMachine.
 func (s *sfnTasks) rewriteRequest(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
 	var req map[string]any

@@ -109,13 +109,10 @@ func (s *streamWrites) wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, "local AWS endpoint: read the request: "+err.Error(), http.StatusBadRequest)
+		body, ok := readBody(w, r)
+		if !ok {
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
 		keys := s.writtenKeys(r.Context(), op, body)
 		if len(keys) == 0 {
 			s.mu.RLock()
@@ -373,13 +370,10 @@ func sameItem(a, b json.RawMessage) bool {
 
 // serveRead serves a read once no streamed transaction writes a partition it names.
 func (s *streamWrites) serveRead(w http.ResponseWriter, r *http.Request, next http.Handler, op string) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, "local AWS endpoint: read the request: "+err.Error(), http.StatusBadRequest)
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
 	parts := s.readPartitions(r.Context(), op, body)
 	s.partitions.rlock(parts)
 	defer s.partitions.runlock(parts)
