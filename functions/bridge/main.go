@@ -12,9 +12,7 @@ import (
 
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/bridge"
-	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
-	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/startup"
 	"github.com/federation-gateway/gateway/shared/stepfunctions"
 	"github.com/federation-gateway/gateway/shared/wiring"
@@ -32,17 +30,7 @@ func build(ctx context.Context) (apigw.LambdaHandler, error) {
 	awsCfg, cfg, log, store := fn.AWS, fn.Config, fn.Log, fn.Store
 	// Identifiers (did:web documents) are caller-supplied: the outbound guard's strictest
 	// policy (docs/architecture.md, "Security model").
-	identifiers := outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: cfg.AWSEndpoints})
-	inline, err := identity.InlineBundles(cfg.TrustDomains)
-	if err != nil {
-		return nil, fmt.Errorf("trust bundles: %w", err)
-	}
-	verifier, err := identity.NewVerifier(identity.Options{
-		Audience: cfg.Gateway.ID,
-		Bundles:  identity.FirstBundle{identity.NewStoredBundles(store, cfg.TrustDomains, 5*time.Minute, time.Now), inline},
-		Replay:   store.ReplayGuard(),
-		DIDs:     identityhttp.NewDIDResolver(identifiers),
-	})
+	verifier, err := identityhttp.NewGatewayVerifier(cfg.Gateway.ID, cfg.TrustDomains, store, 5*time.Minute, store.ReplayGuard(), cfg.AWSEndpoints)
 	if err != nil {
 		return nil, fmt.Errorf("verifier: %w", err)
 	}

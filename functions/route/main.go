@@ -65,17 +65,7 @@ func build(ctx context.Context) (apigw.LambdaHandler, error) {
 	// "Security model").
 	registries := outbound.Options{Purpose: outbound.Registries, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints}
 	agents := outbound.NewClient(outbound.Options{Purpose: outbound.Agents, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints, Timeout: routing.DeliveryBudget})
-	identifiers := outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: cfg.AWSEndpoints})
-	inline, err := identity.InlineBundles(cfg.TrustDomains)
-	if err != nil {
-		return nil, fmt.Errorf("trust bundles: %w", err)
-	}
-	verifier, err := identity.NewVerifier(identity.Options{
-		Audience: cfg.Gateway.ID,
-		Bundles:  identity.FirstBundle{identity.NewStoredBundles(store, cfg.TrustDomains, 5*time.Minute, time.Now), inline},
-		Replay:   store.ReplayGuard(),
-		DIDs:     identityhttp.NewDIDResolver(identifiers),
-	})
+	verifier, err := identityhttp.NewGatewayVerifier(cfg.Gateway.ID, cfg.TrustDomains, store, 5*time.Minute, store.ReplayGuard(), cfg.AWSEndpoints)
 	if err != nil {
 		return nil, fmt.Errorf("verifier: %w", err)
 	}

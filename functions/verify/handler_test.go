@@ -21,11 +21,11 @@ import (
 	"github.com/federation-gateway/gateway/infra/localtest"
 	"github.com/federation-gateway/gateway/shared/apigw"
 	"github.com/federation-gateway/gateway/shared/apigw/openapitest"
-	"github.com/federation-gateway/gateway/shared/config"
 	"github.com/federation-gateway/gateway/shared/directory"
 	"github.com/federation-gateway/gateway/shared/dynamo"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
+	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/logs"
 	"github.com/federation-gateway/gateway/shared/metrics"
 )
@@ -262,7 +262,9 @@ func TestDIDWebStaysPublicWithPrivateNetworksAllowed(t *testing.T) {
 	awsAddr := strings.TrimPrefix(aws.URL, "http://")
 
 	store := dynamo.NewStore(localtest.DynamoDB(t), localtest.Table(t))
-	v, err := newVerifier(config.Config{Gateway: config.Gateway{ID: "federation-gateway"}, AllowPrivateNetworks: true, AWSEndpoints: []string{awsAddr}}, store)
+	// The function's verifier, which takes no allow_private_networks at all: identifiers
+	// callers supply never reach a private address, in any mode.
+	v, err := identityhttp.NewGatewayVerifier("federation-gateway", nil, store, 0, store.ReplayGuard(), []string{awsAddr})
 	if err != nil {
 		t.Fatal(err)
 	}

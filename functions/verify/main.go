@@ -8,12 +8,8 @@ import (
 	"os"
 
 	"github.com/federation-gateway/gateway/shared/apigw"
-	"github.com/federation-gateway/gateway/shared/config"
-	"github.com/federation-gateway/gateway/shared/dynamo"
-	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/identity/identityhttp"
 	"github.com/federation-gateway/gateway/shared/metrics"
-	"github.com/federation-gateway/gateway/shared/outbound"
 	"github.com/federation-gateway/gateway/shared/startup"
 	"github.com/federation-gateway/gateway/shared/wiring"
 )
@@ -28,28 +24,9 @@ func build(ctx context.Context) (apigw.LambdaHandler, error) {
 		return nil, err
 	}
 	cfg, log, store := fn.Config, fn.Log, fn.Store
-	v, err := newVerifier(cfg, store)
+	v, err := identityhttp.NewGatewayVerifier(cfg.Gateway.ID, cfg.TrustDomains, store, 0, store.ReplayGuard(), cfg.AWSEndpoints)
 	if err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	return apigw.Lambda(Handler(v, store, log, metrics.New(os.Stdout, cfg.Stage, "verify")), log), nil
-}
-
-// newVerifier builds the verifier of cfg over store. A did:web is resolved under the
-// outbound Identifiers policy: the caller names its host, so it never reaches a private
-// address, whatever allow_private_networks says.
-func newVerifier(cfg config.Config, store *dynamo.Store) (*identity.Verifier, error) {
-	inline, err := identity.InlineBundles(cfg.TrustDomains)
-	if err != nil {
-		return nil, err
-	}
-	return identity.NewVerifier(identity.Options{
-		Audience: cfg.Gateway.ID,
-		// Bundles refreshed from the endpoints first: they follow key rotation.
-		Bundles: identity.FirstBundle{identity.NewStoredBundles(store, cfg.TrustDomains, 0, nil), inline},
-		Replay:  store.ReplayGuard(),
-		DIDs: identityhttp.NewDIDResolver(outbound.NewClient(outbound.Options{
-			Purpose: outbound.Identifiers, AllowPrivate: cfg.AllowPrivateNetworks, Deny: cfg.AWSEndpoints,
-		})),
-	})
 }

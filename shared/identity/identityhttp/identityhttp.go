@@ -6,6 +6,7 @@ package identityhttp
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -87,4 +88,24 @@ func get(ctx context.Context, client *http.Client, u, accept string, limit int, 
 		return nil, federation.Errorf(federation.EUNAVAILABLE, "the document is larger than %d bytes", limit)
 	}
 	return raw, nil
+}
+
+// NewGatewayVerifier returns the credential verifier of the gateway's functions: JWTs for
+// audience (the gateway's ID); SPIFFE bundles of the trust domains as the sync stored them
+// (reread after cache, 0 for identity.DefaultStoredBundleTTL), before the configuration's
+// inline ones; JWT IDs claimed with replay; did:web documents fetched under the outbound
+// Identifiers policy, which never reaches a private address, nor the hosts deny lists (the
+// local AWS endpoint).
+func NewGatewayVerifier(audience string, domains []federation.TrustDomain, bundles identity.BundleStore, cache time.Duration, replay identity.ReplayGuard, deny []string) (*identity.Verifier, error) {
+	inline, err := identity.InlineBundles(domains)
+	if err != nil {
+		return nil, fmt.Errorf("trust bundles: %w", err)
+	}
+	return identity.NewVerifier(identity.Options{
+		Audience: audience,
+		// Bundles refreshed from the endpoints first: they follow key rotation.
+		Bundles: identity.FirstBundle{identity.NewStoredBundles(bundles, domains, cache, time.Now), inline},
+		Replay:  replay,
+		DIDs:    NewDIDResolver(outbound.NewClient(outbound.Options{Purpose: outbound.Identifiers, Deny: deny})),
+	})
 }
