@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/federation-gateway/gateway/shared/wait"
 )
 
 // The local event source mappings of DynamoDB streams. The emulator serves the DynamoDB
@@ -170,7 +172,7 @@ func (p *streamPoller) run(ctx context.Context) {
 			p.logs.system(p.m.Function, fmt.Sprintf("stream %s: %v; reading it again from the start", p.m.Table, err))
 			_, next, err = p.iterator(ctx, "TRIM_HORIZON")
 			if err != nil {
-				_ = sleepCtx(ctx, time.Second)
+				_ = wait.Sleep(ctx, time.Second)
 				continue
 			}
 		}
@@ -185,7 +187,7 @@ func (p *streamPoller) run(ctx context.Context) {
 			pending = pending[n:]
 		}
 		if len(recs) == 0 || len(pending) > 0 {
-			if sleepCtx(ctx, p.interval) != nil {
+			if wait.Sleep(ctx, p.interval) != nil {
 				return
 			}
 		}
@@ -300,7 +302,7 @@ func (p *streamPoller) deliver(ctx context.Context, shard string, recs []streamR
 		if ferr != nil {
 			p.logs.system(p.m.Function, fmt.Sprintf("stream batch of %d failed (%v); retry %d", len(b.recs), ferr, b.attempts))
 		}
-		if sleepCtx(ctx, min(50*time.Millisecond<<b.attempts, 2*time.Second)) != nil {
+		if wait.Sleep(ctx, min(50*time.Millisecond<<b.attempts, 2*time.Second)) != nil {
 			return
 		}
 	}
@@ -458,17 +460,6 @@ func callJSON(ctx context.Context, client *http.Client, endpoint, target string,
 		}
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // createQueue creates an SQS queue (an on-failure destination); one that exists is kept.

@@ -201,15 +201,3 @@ func (b *Bridge) low(bk Book) bool {
 
 // isOperator reports whether subject is a configured operator.
 func (b *Bridge) isOperator(subject string) bool { return slices.Contains(b.operators, subject) }
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/wait"
 )
 
 // Failure is the error a state machine Catch hands to the park step.
@@ -120,7 +121,7 @@ func (b *Bridge) apply(ctx context.Context, id string, build func(t Transfer) (*
 			return t, "", taskErr(ErrConflict, err, "transfer %s kept changing", id)
 		}
 		// Books are shared by every transfer of a registry: back off with jitter.
-		if err := sleep(ctx, time.Duration(2+rand.IntN(10*(attempt+1)))*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, time.Duration(2+rand.IntN(10*(attempt+1)))*time.Millisecond); err != nil {
 			return t, "", taskErr(ErrUnavailable, err, "interrupted")
 		}
 	}
@@ -561,7 +562,7 @@ func (b *Bridge) transactions(ctx context.Context, ts TokenService, since time.T
 		if err == nil || try == pageTries || (errors.As(err, &te) && te.Kind == TokenRefused) {
 			return res, err
 		}
-		if err := sleep(ctx, time.Duration(try)*50*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, time.Duration(try)*50*time.Millisecond); err != nil {
 			return res, fmt.Errorf("list transactions: %w", err)
 		}
 	}

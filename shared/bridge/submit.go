@@ -15,6 +15,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/correlation"
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/routing"
+	"github.com/federation-gateway/gateway/shared/wait"
 )
 
 // Request is the body of POST /api/v1/bridge.
@@ -96,7 +97,7 @@ func (b *Bridge) Submit(ctx context.Context, req Request, cred federation.Creden
 			break
 		}
 		// Another request changed the lane or made the transfer: read again.
-		if err := sleep(ctx, time.Duration(5+attempt*attempt*5)*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, time.Duration(5+attempt*attempt*5)*time.Millisecond); err != nil {
 			return Transfer{}, false, err
 		}
 	}

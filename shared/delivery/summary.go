@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -9,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
+
+	"github.com/federation-gateway/gateway/shared/jsontext"
 )
 
 // The summary of a target's answer. Everything in it comes from outside: each field is
@@ -118,7 +119,7 @@ func summarize(res a2a.SendMessageResult) (Outcome, error) {
 		s.Truncated = b.truncated
 		v = s
 	}
-	raw, err := marshal(v)
+	raw, err := jsontext.Marshal(v)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -153,7 +154,7 @@ func (b *budget) parts(parts []*a2a.Part) []partSummary {
 			b.left -= len(text)
 			s.Text = &text
 		case a2a.Data:
-			data, err := marshal(c.Value)
+			data, err := jsontext.Marshal(c.Value)
 			switch {
 			case err != nil:
 				s.Truncated = true
@@ -176,25 +177,13 @@ func (b *budget) parts(parts []*a2a.Part) []partSummary {
 	return out
 }
 
-// marshal is json.Marshal without HTML escaping, which would make each "<" six bytes
-// of a summary that is not HTML.
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
 // metadata keeps m when it fits maxMetadata and the budget; otherwise the summary is
 // marked truncated.
 func (b *budget) metadata(m map[string]any) json.RawMessage {
 	if len(m) == 0 {
 		return nil
 	}
-	raw, err := marshal(m)
+	raw, err := jsontext.Marshal(m)
 	if err != nil || len(raw) > min(b.left, maxMetadata) {
 		b.truncated = true
 		return nil

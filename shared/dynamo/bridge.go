@@ -16,6 +16,7 @@ import (
 
 	"github.com/federation-gateway/gateway/shared/bridge"
 	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/wait"
 )
 
 // Items of the bridge. Money is a decimal string everywhere; every item that holds money
@@ -395,7 +396,7 @@ func (s *Store) batchGetConsistent(ctx context.Context, keys []map[string]types.
 			return nil, federation.Errorf(federation.EUNAVAILABLE, "the table is busy; try again")
 		}
 		if attempt > 0 {
-			if err := sleep(ctx, time.Duration(25<<attempt)*time.Millisecond); err != nil {
+			if err := wait.Sleep(ctx, time.Duration(25<<attempt)*time.Millisecond); err != nil {
 				return nil, err
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/federation-gateway/gateway/shared/federation"
 	"github.com/federation-gateway/gateway/shared/identity"
 	"github.com/federation-gateway/gateway/shared/routing"
+	"github.com/federation-gateway/gateway/shared/wait"
 )
 
 // Items of routing (docs/architecture.md, "The table" and "Hot keys and scaling limits"):
@@ -92,7 +93,7 @@ func (s *Store) Admit(ctx context.Context, a routing.Admission) (routing.Claim, 
 		if !conflict || attempt == maxConflictRetries {
 			return routing.Claim{}, federation.Wrap(federation.EUNAVAILABLE, err, "the gateway is busy; try again")
 		}
-		if err := sleep(ctx, time.Duration(5<<attempt+rand.IntN(10))*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, time.Duration(5<<attempt+rand.IntN(10))*time.Millisecond); err != nil {
 			return routing.Claim{}, err
 		}
 	}

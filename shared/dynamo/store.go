@@ -16,6 +16,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/wait"
 )
 
 // Key attributes and the fixed sort keys of the table.
@@ -68,7 +69,7 @@ func untilProcessed(ctx context.Context, batch func() (done bool, err error)) er
 			return federation.Errorf(federation.EUNAVAILABLE, "the directory is busy; try again")
 		}
 		if attempt > 0 {
-			if err := sleep(ctx, time.Duration(25<<attempt)*time.Millisecond); err != nil {
+			if err := wait.Sleep(ctx, time.Duration(25<<attempt)*time.Millisecond); err != nil {
 				return err
 			}
 		}
@@ -125,17 +126,6 @@ func distinctKeys(keys []map[string]types.AttributeValue) []map[string]types.Att
 		}
 	}
 	return out
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // translate turns a DynamoDB error into a domain error: throttling is EUNAVAILABLE (the

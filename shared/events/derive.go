@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/jsontext"
 )
 
 // Change is one change of an item that can make events, as the table's stream reports
@@ -101,7 +102,7 @@ type SubscriptionChange struct {
 func Derive(c Change) []Event {
 	var evs []Event
 	add := func(typ, subject, registry string, data any, aud Audience) {
-		raw, err := marshal(data)
+		raw, err := jsontext.Marshal(data)
 		if err != nil {
 			raw = json.RawMessage(`{}`)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/federation-gateway/gateway/shared/federation"
+	"github.com/federation-gateway/gateway/shared/jsontext"
 )
 
 // The WebSocket protocol. A client sends JSON frames with an action:
@@ -179,39 +180,27 @@ type Frame struct {
 // would be over MaxFrame goes without its data, marked truncated: the subscriber reads it
 // from the API instead.
 func EventFrame(subscription string, e Event) []byte {
-	b, err := marshal(Frame{Kind: KindEvent, Subscription: subscription, Event: &e})
+	b, err := jsontext.Marshal(Frame{Kind: KindEvent, Subscription: subscription, Event: &e})
 	if err == nil && len(b) <= MaxFrame {
 		return b
 	}
 	e.Data = json.RawMessage(`{"truncated":true}`)
-	b, _ = marshal(Frame{Kind: KindEvent, Subscription: subscription, Event: &e})
+	b, _ = jsontext.Marshal(Frame{Kind: KindEvent, Subscription: subscription, Event: &e})
 	return b
 }
 
 // ErrorFrame encodes the error frame of a failed request. Internal errors say nothing of
 // their cause.
 func ErrorFrame(id, action string, err error) []byte {
-	b, _ := marshal(Frame{Kind: KindError, ID: id, Action: action, Code: federation.ErrorCode(err), Message: federation.ErrorMessage(err)})
+	b, _ := jsontext.Marshal(Frame{Kind: KindError, ID: id, Action: action, Code: federation.ErrorCode(err), Message: federation.ErrorMessage(err)})
 	return b
 }
 
 // Encode encodes any other frame.
 func Encode(f Frame) []byte {
-	b, err := marshal(f)
+	b, err := jsontext.Marshal(f)
 	if err != nil {
 		panic(fmt.Sprintf("events: encode %s frame: %v", f.Kind, err)) // every field is encodable
 	}
 	return b
-}
-
-// marshal encodes v as JSON without HTML escaping: frames are read by programs, and a
-// lane's "alpha->beta" or a reason's "<" should read as they are, not as \u003e.
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
