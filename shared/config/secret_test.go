@@ -2,12 +2,9 @@ package config_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/federation-gateway/gateway/infra/localtest"
@@ -19,12 +16,8 @@ import (
 // Secrets Manager, and reports a missing secret together with the document's problems.
 func TestLoadWithSecrets(t *testing.T) {
 	ctx := context.Background()
-	client := secretsmanager.NewFromConfig(localtest.AWSConfig(t))
-	sm := smsecret.New(client)
-	name := fmt.Sprintf("federation-gateway/test-%d/key", time.Now().UnixNano())
-	if _, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("s3cret")}); err != nil {
-		t.Fatal(err)
-	}
+	sm := smsecret.New(secretsmanager.NewFromConfig(localtest.AWSConfig(t)))
+	name := localtest.Secret(t, "s3cret")
 	vars := map[string]string{"STAGE": "dev", "TABLE_NAME": "t", "CONFIG_FILE": writeFile(t, validDoc), "KEY_SECRET": name}
 	cfg, secrets, err := config.LoadWithSecrets(ctx, env(vars), nil, sm, "KEY_SECRET")
 	if err != nil {

@@ -2,12 +2,9 @@ package smsecret_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/federation-gateway/gateway/infra/localtest"
@@ -17,12 +14,8 @@ import (
 // The reader is exercised against the real Secrets Manager API of the local endpoint.
 func TestSecret(t *testing.T) {
 	ctx := context.Background()
-	client := secretsmanager.NewFromConfig(localtest.AWSConfig(t))
-	name := fmt.Sprintf("federation-gateway/test-%d/key", time.Now().UnixNano())
-	if _, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("s3cret")}); err != nil {
-		t.Fatal(err)
-	}
-	r := smsecret.New(client)
+	name := localtest.Secret(t, "s3cret")
+	r := smsecret.New(secretsmanager.NewFromConfig(localtest.AWSConfig(t)))
 	if v, err := r.Secret(ctx, name); err != nil || v != "s3cret" {
 		t.Errorf("Secret = %q, %v", v, err)
 	}
