@@ -578,11 +578,11 @@ func TestEventsDemo(t *testing.T) {
 	ws := g.watch(t, sender, subscriber.Options{Filter: demoTypes})
 	wo := g.watch(t, other, subscriber.Options{Filter: demoTypes})
 
-	route := func(from *demo.Agent, id string) {
+	// post sends body to the HTTP API's path with the agent's credential, and wants status.
+	post := func(from *demo.Agent, path, body string, status int) {
 		t.Helper()
 		tok, _ := token(from)(ctx)
-		body := `{"from":"` + from.DID + `","to":"did:agentvault:textkit/mirror","payload":{"text":"hello"},"message_id":"` + id + `"}`
-		req, _ := http.NewRequest(http.MethodPost, g.stack.APIURL+"/api/v1/route", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, g.stack.APIURL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
@@ -591,9 +591,13 @@ func TestEventsDemo(t *testing.T) {
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("route %s: %d %s", id, resp.StatusCode, raw)
+		if resp.StatusCode != status {
+			t.Fatalf("POST %s %s: %d %s", path, body, resp.StatusCode, raw)
 		}
+	}
+	route := func(from *demo.Agent, id string) {
+		t.Helper()
+		post(from, "/api/v1/route", `{"from":"`+from.DID+`","to":"did:agentvault:textkit/mirror","payload":{"text":"hello"},"message_id":"`+id+`"}`, http.StatusOK)
 	}
 	// bridgeTo deposits amount to the gateway's account on alpha's token service as the
 	// agent; it returns the transfer's ID and the request that asks the gateway to bridge
@@ -605,20 +609,8 @@ func TestEventsDemo(t *testing.T) {
 		}
 		id := bridge.TransferID(bridge.Deposit{Registry: "alpha", TransactionID: tx.TransactionID})
 		return id, func() {
-			tok, _ := token(from)(ctx)
-			body := fmt.Sprintf(`{"from":%q,"to":%q,"amount":%q,"deposit":{"registry":"alpha","transaction_id":%q}}`, from.DID, to, amount, tx.TransactionID)
-			req, _ := http.NewRequest(http.MethodPost, g.stack.APIURL+"/api/v1/bridge", strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+tok)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("bridge %s: %d %s", id, resp.StatusCode, raw)
-			}
+			post(from, "/api/v1/bridge", fmt.Sprintf(`{"from":%q,"to":%q,"amount":%q,"deposit":{"registry":"alpha","transaction_id":%q}}`,
+				from.DID, to, amount, tx.TransactionID), http.StatusAccepted)
 		}
 	}
 	// timed acts, then waits for the nth event about subject.
